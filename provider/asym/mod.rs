@@ -1,0 +1,1 @@
+//! The AsyMo core (no ORT types): topology, cost model, partitioner, pool, adaptation, frequency governor.

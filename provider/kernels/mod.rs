@@ -1,0 +1,1 @@
+//! Compute kernels (no ORT types): GEMM, GEMV, convolution lowering, epilogues.

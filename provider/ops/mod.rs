@@ -1,0 +1,1 @@
+//! ONNX semantics of the claimed ops: shapes, attributes, broadcasting, lowering to GEMM jobs.

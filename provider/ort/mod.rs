@@ -1,0 +1,3 @@
+//! The ORT glue: the only code that sees `ffi` types.
+
+pub(crate) mod entry;
