@@ -134,6 +134,25 @@ impl Api {
         Ok(API.get_or_init(|| Api { ort, ep }))
     }
 
+    /// Report an error when `init` failed (e.g. an ONNX Runtime older than 1.24): `CreateStatus` is slot 0 of every
+    /// OrtApi version, so version 1 of the table can still build the status. Returns null if even that is impossible.
+    ///
+    /// # Safety
+    /// `base` must be null or the valid `OrtApiBase` of a loaded ONNX Runtime.
+    pub unsafe fn status_without_api(base: *const OrtApiBase, err: &Error) -> StatusPtr {
+        if base.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: caller contract; GetApi(1) is supported by every ONNX Runtime release.
+        let v1 = unsafe { ((*base).GetApi)(1) };
+        if v1.is_null() {
+            return std::ptr::null_mut();
+        }
+        let msg = to_cstring(&format!("AsyMo EP: {}", err.message));
+        // SAFETY: slot 0 (CreateStatus) has the same signature in every version; it copies the message.
+        unsafe { ((*v1).CreateStatus)(OrtErrorCode::ORT_FAIL, msg.as_ptr()).0 }
+    }
+
     /// The API tables, once `init` succeeded.
     pub fn get() -> Result<&'static Api> {
         API.get().ok_or_else(|| Error::fail("AsyMo EP used before CreateEpFactories"))
@@ -311,6 +330,30 @@ impl Api {
             ort_call!(self, Node_GetOutputs(node, v.as_mut_ptr(), n))?;
         }
         Ok(v.into_iter().map(|p| (!p.is_null()).then_some(p)).collect())
+    }
+
+    /// Every attribute of a node (including the schema defaults ORT fills in), by name.
+    ///
+    /// # Safety
+    /// `node` must be a live `OrtNode`.
+    pub unsafe fn node_attributes(&self, node: *const OrtNode) -> Result<Vec<(String, AttrValue)>> {
+        let mut n = 0usize;
+        ort_call!(self, Node_GetNumAttributes(node, &mut n))?;
+        let mut attrs = vec![std::ptr::null::<OrtOpAttr>(); n];
+        if n > 0 {
+            ort_call!(self, Node_GetAttributes(node, attrs.as_mut_ptr(), n))?;
+        }
+        let mut out = Vec::with_capacity(n);
+        for attr in attrs.into_iter().filter(|a| !a.is_null()) {
+            let mut p: *const c_char = std::ptr::null();
+            ort_call!(self, OpAttr_GetName(attr, &mut p))?;
+            // SAFETY: ORT returns the attribute's NUL-terminated name, valid while the node lives.
+            let name = unsafe { cstr_lossy(p) };
+            // SAFETY: attr is a live attribute of a live node.
+            let value = unsafe { self.read_attr(attr) }.map_err(|e| e.context(format!("attribute '{name}'")))?;
+            out.push((name, value));
+        }
+        Ok(out)
     }
 
     /// A node attribute, or `None` when the node does not carry it.

@@ -463,3 +463,8 @@ mod tests {
         assert_eq!(y, vec![0.0 + 10.0 + 200.0, 2.0 + 30.0 + 400.0, 4.0 + 50.0]);
     }
 }
+
+/// Name of the kernel implementation in use (reported in the EP device metadata).
+pub fn isa_name() -> &'static str {
+    "portable"
+}
