@@ -92,13 +92,21 @@ mod tests {
     fn log_plan() {
         assert!(parse(&[("ep.asymoexecutionprovider.log_plan", "1")]).unwrap().log_plan);
         let e = parse(&[("ep.asymoexecutionprovider.log_plan", "maybe")]).unwrap_err();
-        assert!(e.message.contains("log_plan") && e.message.contains("maybe") && e.message.contains("0 or 1"), "{}", e.message);
+        assert!(
+            e.message.contains("log_plan") && e.message.contains("maybe") && e.message.contains("0 or 1"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn unknown_key_names_key_value_and_accepted() {
         let e = parse(&[("ep.asymoexecutionprovider.bogus", "7")]).unwrap_err();
-        assert!(e.message.contains("bogus") && e.message.contains("'7'") && e.message.contains("log_plan"), "{}", e.message);
+        assert!(
+            e.message.contains("bogus") && e.message.contains("'7'") && e.message.contains("log_plan"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

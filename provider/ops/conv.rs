@@ -64,7 +64,10 @@ impl ConvAttrs {
     fn read(node: &NodeDesc) -> Result<Self> {
         let auto_pad_s = node.attr_string("auto_pad", "NOTSET")?;
         let auto_pad = AutoPad::parse(&auto_pad_s).ok_or_else(|| {
-            Error::invalid_argument(format!("Conv '{}': auto_pad '{auto_pad_s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID", node.name))
+            Error::invalid_argument(format!(
+                "Conv '{}': auto_pad '{auto_pad_s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID",
+                node.name
+            ))
         })?;
         let group = node.attr_int("group", 1)?;
         if group < 1 {
@@ -140,9 +143,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
             return Err(node.unsupported("auto_pad SAME_* with dilations ≠ 1 is left to the CPU EP"));
         }
         // ORT can compute a negative leading pad when kernel < stride − 1; only claim when that cannot happen.
-        let kernel: Option<Vec<usize>> = attrs.kernel_shape.clone().or_else(|| {
-            w_shape.as_ref().and_then(|s| s[2..].iter().map(|&d| (d > 0).then_some(d as usize)).collect())
-        });
+        let kernel: Option<Vec<usize>> = attrs
+            .kernel_shape
+            .clone()
+            .or_else(|| w_shape.as_ref().and_then(|s| s[2..].iter().map(|&d| (d > 0).then_some(d as usize)).collect()));
         let strides = attrs.strides.clone();
         let risky = match (kernel, strides) {
             (_, None) => false,
@@ -192,8 +196,9 @@ impl Conv {
                 }
                 let mg = m / attrs.group;
                 let kg = numel(&w.shape[1..]);
-                let packed =
-                    (0..attrs.group).map(|g| PackedA::pack(MatRef::row_major(&w.data[g * mg * kg..(g + 1) * mg * kg], mg, kg))).collect();
+                let packed = (0..attrs.group)
+                    .map(|g| PackedA::pack(MatRef::row_major(&w.data[g * mg * kg..(g + 1) * mg * kg], mg, kg)))
+                    .collect();
                 Some((w.shape.clone(), packed))
             }
             None => None,
@@ -268,7 +273,12 @@ impl Conv {
         Ok(ConvShape { batch, in_channels: c, out_channels: m, out_shape, geometry })
     }
 
-    pub(super) fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
+    pub(super) fn run(
+        &self,
+        inputs: &[Option<TensorView<'_>>],
+        out: &mut dyn OutputAlloc,
+        exec: &dyn Executor,
+    ) -> Result<()> {
         let x = inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
         let w_dyn = inputs.get(1).copied().flatten();
         let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
@@ -297,7 +307,9 @@ impl Conv {
         let in_image = s.in_channels * g.in_spatial.iter().product::<usize>();
         let in_group = g.in_size();
         // A 1×1 kernel with unit strides and no padding reads X directly as the (C/g × spatial) B matrix.
-        let pointwise = g.kernel.iter().all(|&k| k == 1) && g.strides.iter().all(|&s| s == 1) && g.pads_begin.iter().all(|&p| p == 0)
+        let pointwise = g.kernel.iter().all(|&k| k == 1)
+            && g.strides.iter().all(|&s| s == 1)
+            && g.pads_begin.iter().all(|&p| p == 0)
             && g.out_spatial == g.in_spatial;
         let mut jobs = Vec::with_capacity(s.batch * group);
         for (n, y_img) in y.chunks_mut(s.out_channels * p).enumerate().take(s.batch) {
@@ -305,7 +317,9 @@ impl Conv {
                 let x_grp = &x.data[n * in_image + gi * in_group..n * in_image + (gi + 1) * in_group];
                 let a = match (&self.const_w, &w_dyn) {
                     (Some((_, packed)), _) => AOperand::Packed(&packed[gi]),
-                    (None, Some(w)) => AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg)),
+                    (None, Some(w)) => {
+                        AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
+                    }
                     _ => unreachable!("W presence checked above"),
                 };
                 let b = if pointwise {
@@ -380,7 +394,8 @@ mod tests {
     #[test]
     fn lowering_matches_direct_convolution() {
         let mut rng = Lcg(3);
-        let cases: &[([usize; 4], [usize; 4], usize, [usize; 2], [usize; 2], [usize; 4])] = &[
+        type Case = ([usize; 4], [usize; 4], usize, [usize; 2], [usize; 2], [usize; 4]);
+        let cases: &[Case] = &[
             ([1, 3, 7, 7], [4, 3, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([2, 4, 9, 8], [6, 2, 3, 2], 2, [2, 1], [1, 2], [0, 1, 2, 0]),
             ([1, 6, 5, 5], [12, 1, 3, 3], 6, [2, 2], [1, 1], [1, 1, 1, 1]),
@@ -395,7 +410,11 @@ mod tests {
                 let to_i = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
                 let mut inputs = vec![
                     value("X", &to_i(&xs)),
-                    if const_w { constant("W", Tensor { shape: ws.to_vec(), data: w.clone() }) } else { value("W", &to_i(&ws)) },
+                    if const_w {
+                        constant("W", Tensor { shape: ws.to_vec(), data: w.clone() })
+                    } else {
+                        value("W", &to_i(&ws))
+                    },
                 ];
                 if with_bias {
                     inputs.push(value("B", &[ws[0] as i64]));
@@ -447,13 +466,19 @@ mod tests {
 
     #[test]
     fn same_padding_follows_ort() {
-        let node = conv_node(vec![("auto_pad", AttrValue::String("SAME_UPPER".into())), ("strides", AttrValue::Ints(vec![2, 2]))], &[1, 1, 3, 3]);
+        let node = conv_node(
+            vec![("auto_pad", AttrValue::String("SAME_UPPER".into())), ("strides", AttrValue::Ints(vec![2, 2]))],
+            &[1, 1, 3, 3],
+        );
         let conv = Conv::build(&node).unwrap();
         let s = conv.shape(&[1, 1, 6, 7], &[1, 1, 3, 3]).unwrap();
         assert_eq!(s.out_shape, vec![1, 1, 3, 4]);
         // H: target 3, needed (3-1)*2+3-6 = 1 → head 0; W: target 4, needed 3*2+3-7 = 2 → head 1.
         assert_eq!(s.geometry.pads_begin, vec![0, 1]);
-        let node = conv_node(vec![("auto_pad", AttrValue::String("SAME_LOWER".into())), ("strides", AttrValue::Ints(vec![2, 2]))], &[1, 1, 3, 3]);
+        let node = conv_node(
+            vec![("auto_pad", AttrValue::String("SAME_LOWER".into())), ("strides", AttrValue::Ints(vec![2, 2]))],
+            &[1, 1, 3, 3],
+        );
         let s = Conv::build(&node).unwrap().shape(&[1, 1, 6, 7], &[1, 1, 3, 3]).unwrap();
         assert_eq!(s.geometry.pads_begin, vec![1, 1]);
     }
@@ -465,8 +490,10 @@ mod tests {
             &[1, 1, 3, 3],
         );
         assert!(check_support(&dilated_same).is_err());
-        let small_kernel_big_stride =
-            conv_node(vec![("auto_pad", AttrValue::String("SAME_UPPER".into())), ("strides", AttrValue::Ints(vec![4, 4]))], &[1, 1, 1, 1]);
+        let small_kernel_big_stride = conv_node(
+            vec![("auto_pad", AttrValue::String("SAME_UPPER".into())), ("strides", AttrValue::Ints(vec![4, 4]))],
+            &[1, 1, 1, 1],
+        );
         assert!(check_support(&small_kernel_big_stride).is_err());
         let bad_pad = conv_node(vec![("auto_pad", AttrValue::String("FOO".into()))], &[1, 1, 1, 1]);
         assert!(check_support(&bad_pad).is_err());

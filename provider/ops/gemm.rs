@@ -118,7 +118,12 @@ impl Gemm {
         })
     }
 
-    pub(super) fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
+    pub(super) fn run(
+        &self,
+        inputs: &[Option<TensorView<'_>>],
+        out: &mut dyn OutputAlloc,
+        exec: &dyn Executor,
+    ) -> Result<()> {
         let a = inputs.first().copied().flatten();
         let b = inputs.get(1).copied().flatten();
         let a_shape: &[usize] = match (&self.const_a, &a) {
@@ -184,7 +189,18 @@ mod tests {
     use super::super::*;
 
     #[allow(clippy::too_many_arguments)]
-    fn reference(a: &[f32], ta: bool, b: &[f32], tb: bool, c: Option<(&[f32], &[usize])>, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Vec<f32> {
+    fn reference(
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+        c: Option<(&[f32], &[usize])>,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        beta: f32,
+    ) -> Vec<f32> {
         let mut y = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -219,7 +235,9 @@ mod tests {
         for ta in [false, true] {
             for tb in [false, true] {
                 for (alpha, beta) in [(1.0, 1.0), (0.5, 2.0), (1.0, 0.0)] {
-                    for cshape in [None, Some(vec![]), Some(vec![n]), Some(vec![1, n]), Some(vec![m, 1]), Some(vec![m, n])] {
+                    for cshape in
+                        [None, Some(vec![]), Some(vec![n]), Some(vec![1, n]), Some(vec![m, 1]), Some(vec![m, n])]
+                    {
                         for const_b in [false, true] {
                             let a = rng.vec(m * k);
                             let b = rng.vec(k * n);
@@ -258,7 +276,8 @@ mod tests {
                             }
                             let mut out = VecOut(vec![]);
                             plan.run(&run_inputs, &mut out, &SerialExecutor).unwrap();
-                            let want = reference(&a, ta, &b, tb, c.as_deref().zip(cshape.as_deref()), m, n, k, alpha, beta);
+                            let want =
+                                reference(&a, ta, &b, tb, c.as_deref().zip(cshape.as_deref()), m, n, k, alpha, beta);
                             assert_close(&out.0[0].1, &want);
                         }
                     }

@@ -130,14 +130,22 @@ impl MatMul {
                 1 => (t.shape[0], 1, 1),
                 r => (t.shape[r - 2], t.shape[r - 1], numel(&t.shape[..r - 2])),
             };
-            let packed = (0..count).map(|i| PackedB::pack(MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n))).collect();
+            let packed = (0..count)
+                .map(|i| PackedB::pack(MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n)))
+                .collect();
             ConstB { shape: t.shape.clone(), packed }
         });
         Ok(MatMul { const_b })
     }
 
-    pub(super) fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
-        let a = inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("MatMul input A is missing"))?;
+    pub(super) fn run(
+        &self,
+        inputs: &[Option<TensorView<'_>>],
+        out: &mut dyn OutputAlloc,
+        exec: &dyn Executor,
+    ) -> Result<()> {
+        let a =
+            inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("MatMul input A is missing"))?;
         let b = inputs.get(1).copied().flatten();
         let b_shape: &[usize] = match (&self.const_b, &b) {
             (Some(c), _) => &c.shape,
@@ -161,31 +169,31 @@ impl MatMul {
                 (None, None) => unreachable!("B presence checked above"),
             }
         };
-        let jobs: Vec<GemmJob<'_>> = if s.b_batch.iter().product::<usize>() == 1 && numel(&s.a_batch) == numel(&s.out_batch)
-        {
-            // One B matrix shared by every batch of A: fold A's batch into M (A is contiguous).
-            let rows = numel(&s.a_batch) * m;
-            vec![GemmJob {
-                a: AOperand::View(MatRef::row_major(a.data, rows, k)),
-                b: b_operand(0),
-                c: MatMut::row_major(y, rows, n),
-                k,
-                epilogue: Vec::new(),
-            }]
-        } else {
-            let a_idx = broadcast_indices(&s.out_batch, &s.a_batch);
-            let b_idx = broadcast_indices(&s.out_batch, &s.b_batch);
-            y.chunks_mut(m * n)
-                .zip(a_idx.iter().zip(&b_idx))
-                .map(|(yc, (&ai, &bi))| GemmJob {
-                    a: AOperand::View(MatRef::row_major(&a.data[ai * m * k..(ai + 1) * m * k], m, k)),
-                    b: b_operand(bi),
-                    c: MatMut::row_major(yc, m, n),
+        let jobs: Vec<GemmJob<'_>> =
+            if s.b_batch.iter().product::<usize>() == 1 && numel(&s.a_batch) == numel(&s.out_batch) {
+                // One B matrix shared by every batch of A: fold A's batch into M (A is contiguous).
+                let rows = numel(&s.a_batch) * m;
+                vec![GemmJob {
+                    a: AOperand::View(MatRef::row_major(a.data, rows, k)),
+                    b: b_operand(0),
+                    c: MatMut::row_major(y, rows, n),
                     k,
                     epilogue: Vec::new(),
-                })
-                .collect()
-        };
+                }]
+            } else {
+                let a_idx = broadcast_indices(&s.out_batch, &s.a_batch);
+                let b_idx = broadcast_indices(&s.out_batch, &s.b_batch);
+                y.chunks_mut(m * n)
+                    .zip(a_idx.iter().zip(&b_idx))
+                    .map(|(yc, (&ai, &bi))| GemmJob {
+                        a: AOperand::View(MatRef::row_major(&a.data[ai * m * k..(ai + 1) * m * k], m, k)),
+                        b: b_operand(bi),
+                        c: MatMut::row_major(yc, m, n),
+                        k,
+                        epilogue: Vec::new(),
+                    })
+                    .collect()
+            };
         exec.run(&jobs)
     }
 }

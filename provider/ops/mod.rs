@@ -6,9 +6,9 @@
 //! at Compile (weights packed once), and [`OpPlan::run`] executes it on each Run's tensors, validating shapes.
 
 mod conv;
+pub mod exec;
 mod gemm;
 mod matmul;
-pub mod exec;
 
 use std::sync::Arc;
 
@@ -84,7 +84,10 @@ impl NodeDesc {
     }
 
     fn bad_attr(&self, name: &str, got: &AttrValue, want: &str) -> Error {
-        Error::invalid_argument(format!("{} '{}': attribute '{name}' is {got:?}, expected {want}", self.op_type, self.name))
+        Error::invalid_argument(format!(
+            "{} '{}': attribute '{name}' is {got:?}, expected {want}",
+            self.op_type, self.name
+        ))
     }
 
     /// Input `i` if present.
@@ -136,13 +139,19 @@ pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
     for (i, v) in node.inputs.iter().enumerate() {
         if let Some(v) = v {
             if v.elem_type != FLOAT {
-                return Err(node.unsupported(format!("input {i} '{}' has element type {}, only float32 is claimed", v.name, v.elem_type)));
+                return Err(node.unsupported(format!(
+                    "input {i} '{}' has element type {}, only float32 is claimed",
+                    v.name, v.elem_type
+                )));
             }
         }
     }
     for v in node.outputs.iter().flatten() {
         if v.elem_type != FLOAT {
-            return Err(node.unsupported(format!("output '{}' has element type {}, only float32 is claimed", v.name, v.elem_type)));
+            return Err(node.unsupported(format!(
+                "output '{}' has element type {}, only float32 is claimed",
+                v.name, v.elem_type
+            )));
         }
     }
     match node.op_type.as_str() {

@@ -4,7 +4,9 @@ use core::ffi::c_void;
 use std::sync::Arc;
 
 use asymo_ep_ffi::sys::OrtKernelContext;
-use asymo_ep_ffi::{Api, Error, OrtNodeComputeContext, OrtNodeComputeInfo, Result, StatusPtr, ELEM_FLOAT, ORT_VERSION_SUPPORTED};
+use asymo_ep_ffi::{
+    Api, Error, OrtNodeComputeContext, OrtNodeComputeInfo, Result, StatusPtr, ELEM_FLOAT, ORT_VERSION_SUPPORTED,
+};
 
 use super::{status_of, value_of, write_out};
 use crate::ops::{OpPlan, OutputAlloc, TensorView};
@@ -66,7 +68,10 @@ impl ComputeInfo {
             match tensor {
                 Some(t) => {
                     if t.elem_type != ELEM_FLOAT {
-                        return Err(Error::invalid_argument(format!("input {slot} has element type {}, expected float", t.elem_type)));
+                        return Err(Error::invalid_argument(format!(
+                            "input {slot} has element type {}, expected float",
+                            t.elem_type
+                        )));
                     }
                     if t.shape.iter().any(|&d| d < 0) {
                         return Err(Error::invalid_argument(format!("input {slot} has invalid shape {:?}", t.shape)));
@@ -128,7 +133,11 @@ unsafe extern "system" fn create_state(
     })
 }
 
-unsafe extern "system" fn compute(this: *mut OrtNodeComputeInfo, _state: *mut c_void, ctx: *mut OrtKernelContext) -> StatusPtr {
+unsafe extern "system" fn compute(
+    this: *mut OrtNodeComputeInfo,
+    _state: *mut c_void,
+    ctx: *mut OrtKernelContext,
+) -> StatusPtr {
     status_of("Compute", || {
         if this.is_null() || ctx.is_null() {
             return Err(Error::invalid_argument("Compute: null compute info or kernel context"));

@@ -91,13 +91,14 @@ impl Ep {
     unsafe fn get_capability(&self, graph: *const OrtGraph, support: *mut OrtEpGraphSupportInfo) -> Result<()> {
         // SAFETY: graph is live (caller contract).
         let nodes = unsafe { self.api.graph_nodes(graph) }?;
-        let options = OrtNodeFusionOptions { ort_version_supported: ORT_VERSION_SUPPORTED, drop_constant_initializers: true };
+        let options =
+            OrtNodeFusionOptions { ort_version_supported: ORT_VERSION_SUPPORTED, drop_constant_initializers: true };
         for node in nodes {
             // SAFETY: node belongs to the live graph.
             let desc = unsafe { describe_node(self.api, node, false) }?;
             match check_support(&desc) {
                 Ok(()) => {
-                    let list = [node as *const OrtNode];
+                    let list = [node];
                     ep_call!(self.api, EpGraphSupportInfo_AddNodesToFuse(support, list.as_ptr(), 1, &options))?;
                 }
                 Err(reason) if matches!(desc.op_type.as_str(), "MatMul" | "Gemm" | "Conv") => {
@@ -179,16 +180,16 @@ impl Ep {
                 .map(|v| match v {
                     Some(v) if v.constant.is_some() => Ok(None),
                     Some(v) => position(&fused_inputs, &v.name).map(Some).ok_or_else(|| {
-                        Error::fail(format!("input '{}' of '{}' is not an input of fused node '{fused_name}'", v.name, desc.name))
+                        Error::fail(format!(
+                            "input '{}' of '{}' is not an input of fused node '{fused_name}'",
+                            v.name, desc.name
+                        ))
                     }),
                     None => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let output_map = desc
-                .outputs
-                .iter()
-                .map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name)))
-                .collect();
+            let output_map =
+                desc.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
             Ok(ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.runtime.clone()))
         }
     }
@@ -223,7 +224,11 @@ unsafe extern "system" fn compile(
     })
 }
 
-unsafe extern "system" fn release_node_compute_infos(_this: *mut OrtEp, infos: *mut *mut OrtNodeComputeInfo, count: usize) {
+unsafe extern "system" fn release_node_compute_infos(
+    _this: *mut OrtEp,
+    infos: *mut *mut OrtNodeComputeInfo,
+    count: usize,
+) {
     value_of((), || {
         if infos.is_null() {
             return;
@@ -267,7 +272,11 @@ unsafe extern "system" fn on_run_start(this: *mut OrtEp, _run_options: *const Or
     })
 }
 
-unsafe extern "system" fn on_run_end(this: *mut OrtEp, _run_options: *const OrtRunOptions, _sync_stream: bool) -> StatusPtr {
+unsafe extern "system" fn on_run_end(
+    this: *mut OrtEp,
+    _run_options: *const OrtRunOptions,
+    _sync_stream: bool,
+) -> StatusPtr {
     status_of("OnRunEnd", || {
         // SAFETY: as in on_run_start.
         unsafe { Ep::from_ptr(this) }.runtime.run_end();

@@ -96,7 +96,9 @@ unsafe extern "system" fn get_supported_devices(
             // SAFETY: `devices` holds num_devices pointers (ORT contract).
             let dev = unsafe { *devices.add(i) };
             // SAFETY: dev is a live hardware device owned by ORT.
-            if dev.is_null() || unsafe { (api.ort.HardwareDevice_Type)(dev) } != OrtHardwareDeviceType::OrtHardwareDeviceType_CPU {
+            if dev.is_null()
+                || unsafe { (api.ort.HardwareDevice_Type)(dev) } != OrtHardwareDeviceType::OrtHardwareDeviceType_CPU
+            {
                 continue;
             }
             if count == max_ep_devices {
@@ -213,7 +215,10 @@ unsafe extern "system" fn create_allocator(
 unsafe extern "system" fn release_allocator(_this: *mut OrtEpFactory, _allocator: *mut OrtAllocator) {}
 
 /// Our tensors are ordinary CPU memory: no data transfer.
-unsafe extern "system" fn create_data_transfer(_this: *mut OrtEpFactory, out: *mut *mut OrtDataTransferImpl) -> StatusPtr {
+unsafe extern "system" fn create_data_transfer(
+    _this: *mut OrtEpFactory,
+    out: *mut *mut OrtDataTransferImpl,
+) -> StatusPtr {
     status_of("CreateDataTransfer", || {
         // SAFETY: ORT's out-pointer.
         unsafe { write_out(out, std::ptr::null_mut(), "CreateDataTransfer") }
