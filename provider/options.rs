@@ -110,6 +110,14 @@ mod tests {
     }
 
     #[test]
+    fn versions_agree() {
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(include_str!("../include/asymo_ep.h").contains(&format!("#define ASYMO_EP_VERSION \"{version}\"")));
+        assert!(include_str!("../cmake/AsyMoEPConfigVersion.cmake")
+            .contains(&format!("set(PACKAGE_VERSION \"{version}\")")));
+    }
+
+    #[test]
     fn header_and_readme_list_every_option() {
         let header = include_str!("../include/asymo_ep.h");
         let readme = include_str!("../README.md");
