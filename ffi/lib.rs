@@ -8,6 +8,10 @@
 //!   kernel-context access. Every function here that takes a raw ORT pointer is `unsafe` and documents what the caller
 //!   must guarantee; everything above this crate deals in owned Rust values.
 
+// The call macros expand caller-supplied pointer arguments inside `unsafe`: every caller is itself an unsafe fn
+// upholding the ORT function's contract for those arguments.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
 pub mod tables;
 
 use core::ffi::{c_char, c_void, CStr};
@@ -18,7 +22,8 @@ use std::sync::OnceLock;
 pub use ort_sys as sys;
 use sys::{
     ONNXTensorElementDataType, OrtApi, OrtApiBase, OrtErrorCode, OrtGraph, OrtKernelContext, OrtKeyValuePairs,
-    OrtLogger, OrtLoggingLevel, OrtNode, OrtOpAttr, OrtOpAttrType, OrtSessionOptions, OrtStatus, OrtValue, OrtValueInfo,
+    OrtLogger, OrtLoggingLevel, OrtNode, OrtOpAttr, OrtOpAttrType, OrtSessionOptions, OrtStatus, OrtValue,
+    OrtValueInfo,
 };
 pub use tables::*;
 
@@ -85,7 +90,8 @@ macro_rules! ort_call {
         let api: &$crate::Api = $api;
         // SAFETY: the caller of the macro upholds the function's documented contract for the arguments.
         let status = unsafe { (api.ort.$func)($($arg),*) };
-        api.check(status.0).map_err(|e| e.context(stringify!($func)))
+        // SAFETY: the status was just returned by ORT and is released exactly once by check.
+        unsafe { api.check(status.0) }.map_err(|e| e.context(stringify!($func)))
     }};
 }
 
@@ -96,7 +102,8 @@ macro_rules! ep_call {
         let api: &$crate::Api = $api;
         match api.ep.$func {
             // SAFETY: as for ort_call!: the caller upholds the slot's contract; the slot is non-null here.
-            Some(f) => api.check(unsafe { f($($arg),*) }).map_err(|e| e.context(stringify!($func))),
+            // SAFETY: the status is ORT's, released once by check.
+            Some(f) => unsafe { api.check(f($($arg),*)) }.map_err(|e| e.context(stringify!($func))),
             None => Err($crate::Error::not_implemented(concat!("OrtEpApi::", stringify!($func), " is missing"))),
         }
     }};
@@ -127,11 +134,32 @@ impl Api {
         // SAFETY: GetEpApi takes no arguments and returns ORT's static OrtEpApi table (or null).
         let ep = unsafe { (ort.GetEpApi)() } as *const OrtEpApi;
         if ep.is_null() {
-            return Err(Error::not_implemented("this ONNX Runtime has no plugin EP API (OrtApi::GetEpApi returned null)"));
+            return Err(Error::not_implemented(
+                "this ONNX Runtime has no plugin EP API (OrtApi::GetEpApi returned null)",
+            ));
         }
         // SAFETY: as above, ORT's EP API table is static; our `OrtEpApi` declares its layout.
         let ep: &'static OrtEpApi = unsafe { &*ep };
         Ok(API.get_or_init(|| Api { ort, ep }))
+    }
+
+    /// Report an error when `init` failed (e.g. an ONNX Runtime older than 1.24): `CreateStatus` is slot 0 of every
+    /// OrtApi version, so version 1 of the table can still build the status. Returns null if even that is impossible.
+    ///
+    /// # Safety
+    /// `base` must be null or the valid `OrtApiBase` of a loaded ONNX Runtime.
+    pub unsafe fn status_without_api(base: *const OrtApiBase, err: &Error) -> StatusPtr {
+        if base.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: caller contract; GetApi(1) is supported by every ONNX Runtime release.
+        let v1 = unsafe { ((*base).GetApi)(1) };
+        if v1.is_null() {
+            return std::ptr::null_mut();
+        }
+        let msg = to_cstring(&format!("AsyMo EP: {}", err.message));
+        // SAFETY: slot 0 (CreateStatus) has the same signature in every version; it copies the message.
+        unsafe { ((*v1).CreateStatus)(OrtErrorCode::ORT_FAIL, msg.as_ptr()).0 }
     }
 
     /// The API tables, once `init` succeeded.
@@ -140,7 +168,10 @@ impl Api {
     }
 
     /// Convert a status returned by ORT into a `Result`, releasing it.
-    pub fn check(&self, status: *mut OrtStatus) -> Result<()> {
+    ///
+    /// # Safety
+    /// `status` must be null or a status ORT returned to us and that nothing else releases.
+    pub unsafe fn check(&self, status: *mut OrtStatus) -> Result<()> {
         if status.is_null() {
             return Ok(());
         }
@@ -189,9 +220,11 @@ impl Api {
         };
         let msg = to_cstring(msg);
         // SAFETY: logger is live (caller contract); all strings are NUL-terminated and outlive the call.
-        let status =
-            unsafe { (self.ort.Logger_LogMessage)(logger, sev, msg.as_ptr(), c"asymo_ep".as_ptr(), 0, c"asymo".as_ptr()) };
-        let _ = self.check(status.0);
+        let status = unsafe {
+            (self.ort.Logger_LogMessage)(logger, sev, msg.as_ptr(), c"asymo_ep".as_ptr(), 0, c"asymo".as_ptr())
+        };
+        // SAFETY: a status ORT just returned; released once.
+        let _ = unsafe { self.check(status.0) };
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -313,6 +346,30 @@ impl Api {
         Ok(v.into_iter().map(|p| (!p.is_null()).then_some(p)).collect())
     }
 
+    /// Every attribute of a node (including the schema defaults ORT fills in), by name.
+    ///
+    /// # Safety
+    /// `node` must be a live `OrtNode`.
+    pub unsafe fn node_attributes(&self, node: *const OrtNode) -> Result<Vec<(String, AttrValue)>> {
+        let mut n = 0usize;
+        ort_call!(self, Node_GetNumAttributes(node, &mut n))?;
+        let mut attrs = vec![std::ptr::null::<OrtOpAttr>(); n];
+        if n > 0 {
+            ort_call!(self, Node_GetAttributes(node, attrs.as_mut_ptr(), n))?;
+        }
+        let mut out = Vec::with_capacity(n);
+        for attr in attrs.into_iter().filter(|a| !a.is_null()) {
+            let mut p: *const c_char = std::ptr::null();
+            ort_call!(self, OpAttr_GetName(attr, &mut p))?;
+            // SAFETY: ORT returns the attribute's NUL-terminated name, valid while the node lives.
+            let name = unsafe { cstr_lossy(p) };
+            // SAFETY: attr is a live attribute of a live node.
+            let value = unsafe { self.read_attr(attr) }.map_err(|e| e.context(format!("attribute '{name}'")))?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
     /// A node attribute, or `None` when the node does not carry it.
     ///
     /// # Safety
@@ -323,7 +380,8 @@ impl Api {
         // SAFETY: node is live, cname is NUL-terminated. ORT reports a missing attribute as an error status, which we
         // release and treat as "absent".
         let status = unsafe { (self.ort.Node_GetAttributeByName)(node, cname.as_ptr(), &mut attr) };
-        if self.check(status.0).is_err() || attr.is_null() {
+        // SAFETY: a status ORT just returned; released once.
+        if unsafe { self.check(status.0) }.is_err() || attr.is_null() {
             return Ok(None);
         }
         // SAFETY: attr is a live attribute of a live node.
@@ -341,34 +399,59 @@ impl Api {
             1 => {
                 let mut v = 0i64;
                 // SAFETY: INT attributes are read into one i64.
-                unsafe { self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_INT, &mut v as *mut i64 as *mut c_void, 8) }?;
+                unsafe {
+                    self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_INT, &mut v as *mut i64 as *mut c_void, 8)
+                }?;
                 Ok(AttrValue::Int(v))
             }
             2 => {
                 let bytes = self.attr_size(attr, OrtOpAttrType::ORT_OP_ATTR_INTS)?;
                 let mut v = vec![0i64; bytes / 8];
                 // SAFETY: the buffer holds `bytes` bytes as ORT reported.
-                unsafe { self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_INTS, v.as_mut_ptr() as *mut c_void, v.len() * 8) }?;
+                unsafe {
+                    self.read_attr_bytes(
+                        attr,
+                        OrtOpAttrType::ORT_OP_ATTR_INTS,
+                        v.as_mut_ptr() as *mut c_void,
+                        v.len() * 8,
+                    )
+                }?;
                 Ok(AttrValue::Ints(v))
             }
             3 => {
                 let mut v = 0f32;
                 // SAFETY: FLOAT attributes are read into one f32.
-                unsafe { self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_FLOAT, &mut v as *mut f32 as *mut c_void, 4) }?;
+                unsafe {
+                    self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_FLOAT, &mut v as *mut f32 as *mut c_void, 4)
+                }?;
                 Ok(AttrValue::Float(v))
             }
             4 => {
                 let bytes = self.attr_size(attr, OrtOpAttrType::ORT_OP_ATTR_FLOATS)?;
                 let mut v = vec![0f32; bytes / 4];
                 // SAFETY: the buffer holds `bytes` bytes as ORT reported.
-                unsafe { self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_FLOATS, v.as_mut_ptr() as *mut c_void, v.len() * 4) }?;
+                unsafe {
+                    self.read_attr_bytes(
+                        attr,
+                        OrtOpAttrType::ORT_OP_ATTR_FLOATS,
+                        v.as_mut_ptr() as *mut c_void,
+                        v.len() * 4,
+                    )
+                }?;
                 Ok(AttrValue::Floats(v))
             }
             5 => {
                 let bytes = self.attr_size(attr, OrtOpAttrType::ORT_OP_ATTR_STRING)?;
                 let mut v = vec![0u8; bytes];
                 // SAFETY: the buffer holds `bytes` bytes as ORT reported.
-                unsafe { self.read_attr_bytes(attr, OrtOpAttrType::ORT_OP_ATTR_STRING, v.as_mut_ptr() as *mut c_void, v.len()) }?;
+                unsafe {
+                    self.read_attr_bytes(
+                        attr,
+                        OrtOpAttrType::ORT_OP_ATTR_STRING,
+                        v.as_mut_ptr() as *mut c_void,
+                        v.len(),
+                    )
+                }?;
                 while v.last() == Some(&0) {
                     v.pop();
                 }
@@ -384,13 +467,20 @@ impl Api {
         // SAFETY: a null buffer with length 0 asks ORT for the required size; ORT reports it through `bytes` and
         // returns an error status for "buffer too small", which we release.
         let status = unsafe { (self.ort.ReadOpAttr)(attr, ty, std::ptr::null_mut(), 0, &mut bytes) };
-        let _ = self.check(status.0);
+        // SAFETY: a status ORT just returned; released once.
+        let _ = unsafe { self.check(status.0) };
         Ok(bytes)
     }
 
     /// # Safety
     /// `attr` must be live and `buf` valid for `len` bytes of writes.
-    unsafe fn read_attr_bytes(&self, attr: *const OrtOpAttr, ty: OrtOpAttrType, buf: *mut c_void, len: usize) -> Result<()> {
+    unsafe fn read_attr_bytes(
+        &self,
+        attr: *const OrtOpAttr,
+        ty: OrtOpAttrType,
+        buf: *mut c_void,
+        len: usize,
+    ) -> Result<()> {
         if len == 0 {
             return Ok(());
         }
@@ -466,7 +556,10 @@ impl Api {
         // SAFETY: value is live for the duration of the callback.
         let t = unsafe { self.tensor(value) }?;
         if t.elem_type != ELEM_FLOAT {
-            return Err(Error::invalid_argument(format!("initializer has element type {}, expected float", t.elem_type)));
+            return Err(Error::invalid_argument(format!(
+                "initializer has element type {}, expected float",
+                t.elem_type
+            )));
         }
         // SAFETY: a float tensor of `numel` elements; the data pointer is valid while the value lives.
         let data = unsafe { t.as_f32() }.to_vec();
@@ -532,7 +625,12 @@ impl Api {
     ///
     /// # Safety
     /// `ctx` must be the live kernel context of the current Compute call.
-    pub unsafe fn kernel_output_f32(&self, ctx: *mut OrtKernelContext, index: usize, shape: &[i64]) -> Result<*mut f32> {
+    pub unsafe fn kernel_output_f32(
+        &self,
+        ctx: *mut OrtKernelContext,
+        index: usize,
+        shape: &[i64],
+    ) -> Result<*mut f32> {
         let mut v: *mut OrtValue = std::ptr::null_mut();
         ort_call!(self, KernelContext_GetOutput(ctx, index, shape.as_ptr(), shape.len(), &mut v))?;
         if v.is_null() {

@@ -11,9 +11,9 @@
 use core::ffi::{c_char, c_int, c_void};
 
 use ort_sys::{
-    OrtAllocator, OrtCustomOpDomain, OrtDeviceEpIncompatibilityDetails, OrtEpDevice, OrtGraph, OrtHardwareDevice,
-    OrtHardwareDeviceType, OrtKernelContext, OrtKernelInfo, OrtKeyValuePairs, OrtLogger, OrtMemType, OrtMemoryInfo,
-    OrtNode, OrtRunOptions, OrtSessionOptions, OrtStatus, OrtSyncStream, OrtValue, ONNXTensorElementDataType,
+    ONNXTensorElementDataType, OrtAllocator, OrtCustomOpDomain, OrtDeviceEpIncompatibilityDetails, OrtEpDevice,
+    OrtGraph, OrtHardwareDevice, OrtHardwareDeviceType, OrtKernelContext, OrtKernelInfo, OrtKeyValuePairs, OrtLogger,
+    OrtMemType, OrtMemoryInfo, OrtNode, OrtRunOptions, OrtSessionOptions, OrtStatus, OrtSyncStream, OrtValue,
 };
 
 /// The plugin-EP ABI version our tables follow: ORT reads `ort_version_supported` and never calls a slot newer than
@@ -65,7 +65,11 @@ pub const ORT_EP_DATA_LAYOUT_NCHW: OrtEpDataLayout = 0;
 
 /// `OrtKernelCreateFunc`.
 pub type OrtKernelCreateFunc = Option<
-    unsafe extern "system" fn(state: *mut c_void, info: *const OrtKernelInfo, out: *mut *mut OrtKernelImpl) -> StatusPtr,
+    unsafe extern "system" fn(
+        state: *mut c_void,
+        info: *const OrtKernelInfo,
+        out: *mut *mut OrtKernelImpl,
+    ) -> StatusPtr,
 >;
 
 /// The factory table (`struct OrtEpFactory`), implemented by the EP library.
@@ -154,7 +158,11 @@ pub struct OrtEpFactory {
     pub GetNumCustomOpDomains: Option<unsafe extern "system" fn(this: *mut OrtEpFactory, num: *mut usize) -> StatusPtr>,
     /* 17 */
     pub GetCustomOpDomains: Option<
-        unsafe extern "system" fn(this: *mut OrtEpFactory, domains: *mut *mut OrtCustomOpDomain, num: usize) -> StatusPtr,
+        unsafe extern "system" fn(
+            this: *mut OrtEpFactory,
+            domains: *mut *mut OrtCustomOpDomain,
+            num: usize,
+        ) -> StatusPtr,
     >,
     /* 18 */
     pub InitGraphicsInterop: Option<
@@ -258,15 +266,19 @@ pub struct OrtEp {
     pub GetKernelRegistry:
         Option<unsafe extern "system" fn(this: *mut OrtEp, registry: *mut *const OrtKernelRegistry) -> StatusPtr>,
     /* 14 */
-    pub IsConcurrentRunSupported: Option<unsafe extern "system" fn(this: *mut OrtEp, supported: *mut bool) -> StatusPtr>,
+    pub IsConcurrentRunSupported:
+        Option<unsafe extern "system" fn(this: *mut OrtEp, supported: *mut bool) -> StatusPtr>,
     /* 15 */ pub Sync: Option<unsafe extern "system" fn(this: *mut OrtEp) -> StatusPtr>,
     /* 16 */
     pub CreateProfiler:
         Option<unsafe extern "system" fn(this: *mut OrtEp, profiler: *mut *mut OrtEpProfilerImpl) -> StatusPtr>,
     /* 17 */ pub IsGraphCaptureEnabled: Option<unsafe extern "system" fn(this: *const OrtEp) -> bool>,
-    /* 18 */ pub IsGraphCaptured: Option<unsafe extern "system" fn(this: *const OrtEp, annotation_id: c_int) -> bool>,
-    /* 19 */ pub ReplayGraph: Option<unsafe extern "system" fn(this: *mut OrtEp, annotation_id: c_int) -> StatusPtr>,
-    /* 20 */ pub GetGraphCaptureNodeAssignmentPolicy: Option<unsafe extern "system" fn(this: *const OrtEp) -> c_int>,
+    /* 18 */
+    pub IsGraphCaptured: Option<unsafe extern "system" fn(this: *const OrtEp, annotation_id: c_int) -> bool>,
+    /* 19 */
+    pub ReplayGraph: Option<unsafe extern "system" fn(this: *mut OrtEp, annotation_id: c_int) -> StatusPtr>,
+    /* 20 */
+    pub GetGraphCaptureNodeAssignmentPolicy: Option<unsafe extern "system" fn(this: *const OrtEp) -> c_int>,
     /* 21 */
     pub GetAvailableResource:
         Option<unsafe extern "system" fn(this: *const OrtEp, available: *mut OrtResourceCount) -> StatusPtr>,
@@ -338,17 +350,23 @@ pub struct OrtEpApi {
     pub EpGraphSupportInfo_AddSingleNode:
         Option<unsafe extern "system" fn(info: *mut OrtEpGraphSupportInfo, node: *const OrtNode) -> S>,
     /* 4 */
-    pub NodeComputeContext_NodeName: Option<unsafe extern "system" fn(ctx: *const OrtNodeComputeContext) -> *const c_char>,
+    pub NodeComputeContext_NodeName:
+        Option<unsafe extern "system" fn(ctx: *const OrtNodeComputeContext) -> *const c_char>,
     /* 5 */
     pub EpDevice_AddAllocatorInfo:
         Option<unsafe extern "system" fn(device: *mut OrtEpDevice, info: *const OrtMemoryInfo) -> S>,
     /* 6 */
-    pub MemoryInfo_GetMemoryDevice: Option<unsafe extern "system" fn(info: *const OrtMemoryInfo) -> *const OrtMemoryDevice>,
-    /* 7 */ pub Value_GetMemoryDevice: Option<unsafe extern "system" fn(value: *const OrtValue) -> *const OrtMemoryDevice>,
+    pub MemoryInfo_GetMemoryDevice:
+        Option<unsafe extern "system" fn(info: *const OrtMemoryInfo) -> *const OrtMemoryDevice>,
+    /* 7 */
+    pub Value_GetMemoryDevice: Option<unsafe extern "system" fn(value: *const OrtValue) -> *const OrtMemoryDevice>,
     /* 8 */
-    pub MemoryDevice_AreEqual: Option<unsafe extern "system" fn(a: *const OrtMemoryDevice, b: *const OrtMemoryDevice) -> bool>,
-    /* 9 */ pub MemoryDevice_GetDeviceType: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> c_int>,
-    /* 10 */ pub MemoryDevice_GetMemoryType: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> c_int>,
+    pub MemoryDevice_AreEqual:
+        Option<unsafe extern "system" fn(a: *const OrtMemoryDevice, b: *const OrtMemoryDevice) -> bool>,
+    /* 9 */
+    pub MemoryDevice_GetDeviceType: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> c_int>,
+    /* 10 */
+    pub MemoryDevice_GetMemoryType: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> c_int>,
     /* 11 */ pub MemoryDevice_GetVendorId: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> u32>,
     /* 12 */ pub MemoryDevice_GetDeviceId: Option<unsafe extern "system" fn(d: *const OrtMemoryDevice) -> u32>,
     /* 13 */
@@ -380,13 +398,15 @@ pub struct OrtEpApi {
             state: *mut c_void,
         ) -> S,
     >,
-    /* 21 */ pub CreateKernelDefBuilder: Option<unsafe extern "system" fn(out: *mut *mut OrtKernelDefBuilder) -> S>,
+    /* 21 */
+    pub CreateKernelDefBuilder: Option<unsafe extern "system" fn(out: *mut *mut OrtKernelDefBuilder) -> S>,
     /* 22 */ pub ReleaseKernelDefBuilder: Option<unsafe extern "system" fn(builder: *mut OrtKernelDefBuilder)>,
     /* 23 */
     pub KernelDefBuilder_SetOperatorType:
         Option<unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, op_type: *const c_char) -> S>,
     /* 24 */
-    pub KernelDefBuilder_SetDomain: Option<unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, domain: *const c_char) -> S>,
+    pub KernelDefBuilder_SetDomain:
+        Option<unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, domain: *const c_char) -> S>,
     /* 25 */
     pub KernelDefBuilder_SetSinceVersion:
         Option<unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, start: c_int, end: c_int) -> S>,
@@ -410,18 +430,30 @@ pub struct OrtEpApi {
     >,
     /* 30 */
     pub KernelDefBuilder_AddInputOutputAliases: Option<
-        unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, inputs: *const c_int, outputs: *const c_int, n: usize) -> S,
+        unsafe extern "system" fn(
+            b: *mut OrtKernelDefBuilder,
+            inputs: *const c_int,
+            outputs: *const c_int,
+            n: usize,
+        ) -> S,
     >,
     /* 31 */
     pub KernelDefBuilder_AddInputOutputMutableAliases: Option<
-        unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, inputs: *const c_int, outputs: *const c_int, n: usize) -> S,
+        unsafe extern "system" fn(
+            b: *mut OrtKernelDefBuilder,
+            inputs: *const c_int,
+            outputs: *const c_int,
+            n: usize,
+        ) -> S,
     >,
     /* 32 */
     pub KernelDefBuilder_Build:
         Option<unsafe extern "system" fn(b: *mut OrtKernelDefBuilder, out: *mut *mut OrtKernelDef) -> S>,
     /* 33 */ pub ReleaseKernelDef: Option<unsafe extern "system" fn(def: *mut OrtKernelDef)>,
-    /* 34 */ pub KernelDef_GetOperatorType: Option<unsafe extern "system" fn(def: *const OrtKernelDef) -> *const c_char>,
-    /* 35 */ pub KernelDef_GetDomain: Option<unsafe extern "system" fn(def: *const OrtKernelDef) -> *const c_char>,
+    /* 34 */
+    pub KernelDef_GetOperatorType: Option<unsafe extern "system" fn(def: *const OrtKernelDef) -> *const c_char>,
+    /* 35 */
+    pub KernelDef_GetDomain: Option<unsafe extern "system" fn(def: *const OrtKernelDef) -> *const c_char>,
     /* 36 */
     pub KernelDef_GetSinceVersion:
         Option<unsafe extern "system" fn(def: *const OrtKernelDef, start: *mut c_int, end: *mut c_int) -> S>,
@@ -438,7 +470,11 @@ pub struct OrtEpApi {
         Option<unsafe extern "system" fn(elem_type: ONNXTensorElementDataType, out: *mut *const OrtDataType) -> S>,
     /* 41 */
     pub EpGraphSupportInfo_LookUpKernel: Option<
-        unsafe extern "system" fn(info: *mut OrtEpGraphSupportInfo, node: *const OrtNode, out: *mut *const OrtKernelDef) -> S,
+        unsafe extern "system" fn(
+            info: *mut OrtEpGraphSupportInfo,
+            node: *const OrtNode,
+            out: *mut *const OrtKernelDef,
+        ) -> S,
     >,
     /* 42 */
     pub SharedPrePackedWeightCache_StoreWeightData: Option<
@@ -461,7 +497,8 @@ pub struct OrtEpApi {
         ) -> S,
     >,
     /* 45 */
-    pub CreateIfKernel: Option<unsafe extern "system" fn(info: *const OrtKernelInfo, out: *mut *mut OrtKernelImpl) -> S>,
+    pub CreateIfKernel:
+        Option<unsafe extern "system" fn(info: *const OrtKernelInfo, out: *mut *mut OrtKernelImpl) -> S>,
     /* 46 */
     pub CreateLoopKernel: Option<
         unsafe extern "system" fn(
@@ -490,8 +527,10 @@ pub struct OrtEpApi {
         ) -> S,
     >,
     /* 51 */ pub ReleaseOpSchema: Option<unsafe extern "system" fn(schema: *mut OrtOpSchema)>,
-    /* 52 */ pub OpSchema_GetSinceVersion: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut c_int) -> S>,
-    /* 53 */ pub OpSchema_GetNumInputs: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut usize) -> S>,
+    /* 52 */
+    pub OpSchema_GetSinceVersion: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut c_int) -> S>,
+    /* 53 */
+    pub OpSchema_GetNumInputs: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut usize) -> S>,
     /* 54 */
     pub OpSchema_GetInputName:
         Option<unsafe extern "system" fn(s: *const OrtOpSchema, index: usize, out: *mut *const c_char) -> S>,
@@ -499,7 +538,8 @@ pub struct OrtEpApi {
     pub OpSchema_GetInputTypeConstraint: Option<
         unsafe extern "system" fn(s: *const OrtOpSchema, index: usize, out: *mut *const OrtOpSchemaTypeConstraint) -> S,
     >,
-    /* 56 */ pub OpSchema_GetNumOutputs: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut usize) -> S>,
+    /* 56 */
+    pub OpSchema_GetNumOutputs: Option<unsafe extern "system" fn(s: *const OrtOpSchema, out: *mut usize) -> S>,
     /* 57 */
     pub OpSchema_GetOutputName:
         Option<unsafe extern "system" fn(s: *const OrtOpSchema, index: usize, out: *mut *const c_char) -> S>,
@@ -526,11 +566,19 @@ pub struct OrtEpApi {
     >,
     /* 63 */
     pub OpSchemaTypeConstraint_GetInputIndices: Option<
-        unsafe extern "system" fn(tc: *const OrtOpSchemaTypeConstraint, indices: *mut *const usize, count: *mut usize) -> S,
+        unsafe extern "system" fn(
+            tc: *const OrtOpSchemaTypeConstraint,
+            indices: *mut *const usize,
+            count: *mut usize,
+        ) -> S,
     >,
     /* 64 */
     pub OpSchemaTypeConstraint_GetOutputIndices: Option<
-        unsafe extern "system" fn(tc: *const OrtOpSchemaTypeConstraint, indices: *mut *const usize, count: *mut usize) -> S,
+        unsafe extern "system" fn(
+            tc: *const OrtOpSchemaTypeConstraint,
+            indices: *mut *const usize,
+            count: *mut usize,
+        ) -> S,
     >,
     /* 65 */
     pub CreateProfilingEvent: Option<
@@ -549,13 +597,17 @@ pub struct OrtEpApi {
     >,
     /* 66 */ pub ReleaseProfilingEvent: Option<unsafe extern "system" fn(event: *mut OrtProfilingEvent)>,
     /* 67 */
-    pub ProfilingEvent_GetCategory: Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut c_int) -> S>,
+    pub ProfilingEvent_GetCategory:
+        Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut c_int) -> S>,
     /* 68 */
-    pub ProfilingEvent_GetName: Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut *const c_char) -> S>,
+    pub ProfilingEvent_GetName:
+        Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut *const c_char) -> S>,
     /* 69 */
-    pub ProfilingEvent_GetTimestampUs: Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut i64) -> S>,
+    pub ProfilingEvent_GetTimestampUs:
+        Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut i64) -> S>,
     /* 70 */
-    pub ProfilingEvent_GetDurationUs: Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut i64) -> S>,
+    pub ProfilingEvent_GetDurationUs:
+        Option<unsafe extern "system" fn(e: *const OrtProfilingEvent, out: *mut i64) -> S>,
     /* 71 */
     pub ProfilingEvent_GetArgValue: Option<
         unsafe extern "system" fn(e: *const OrtProfilingEvent, key: *const c_char, out: *mut *const c_char) -> S,
@@ -578,11 +630,19 @@ pub struct OrtEpApi {
     /* 75 */ pub ReleaseEpContextConfig: Option<unsafe extern "system" fn(config: *mut OrtEpContextConfig)>,
     /* 76 */
     pub EpContextConfig_GetEpContextDataReadFunc: Option<
-        unsafe extern "system" fn(config: *const OrtEpContextConfig, func: *mut *mut c_void, state: *mut *mut c_void) -> S,
+        unsafe extern "system" fn(
+            config: *const OrtEpContextConfig,
+            func: *mut *mut c_void,
+            state: *mut *mut c_void,
+        ) -> S,
     >,
     /* 77 */
     pub EpContextConfig_GetEpContextDataWriteFunc: Option<
-        unsafe extern "system" fn(config: *const OrtEpContextConfig, func: *mut *mut c_void, state: *mut *mut c_void) -> S,
+        unsafe extern "system" fn(
+            config: *const OrtEpContextConfig,
+            func: *mut *mut c_void,
+            state: *mut *mut c_void,
+        ) -> S,
     >,
 }
 

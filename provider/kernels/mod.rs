@@ -217,19 +217,28 @@ pub enum FusedOp<'a> {
     /// `y = alpha · y`
     Scale(f32),
     /// `y += beta · src[i, j]` (src may broadcast through zero strides; Gemm's C).
-    AddScaled { src: MatRef<'a>, beta: f32 },
+    AddScaled {
+        src: MatRef<'a>,
+        beta: f32,
+    },
     /// `y += bias[i]` (per output row: convolution bias).
     RowBias(&'a [f32]),
     /// `y += bias[j]` (per output column).
     ColBias(&'a [f32]),
     Relu,
     /// `y = min(max(y, lo), hi)`
-    Clip { lo: f32, hi: f32 },
+    Clip {
+        lo: f32,
+        hi: f32,
+    },
     /// `y = y < 0 ? alpha·y : y`
     LeakyRelu(f32),
     Sigmoid,
     /// `y = max(0, min(1, alpha·y + beta))`
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `y = y · max(0, min(1, y/6 + 1/2))`
     HardSwish,
     /// `y += src[i, j]` (residual Add).
@@ -403,6 +412,11 @@ fn unravel(mut flat: usize, dims: &[usize], out: &mut [usize]) {
         out[d] = flat % dims[d];
         flat /= dims[d];
     }
+}
+
+/// Name of the kernel implementation in use (reported in the EP device metadata).
+pub fn isa_name() -> &'static str {
+    "portable"
 }
 
 #[cfg(test)]

@@ -1,1 +1,269 @@
-//! ONNX semantics of the claimed ops: shapes, attributes, broadcasting, lowering to GEMM jobs.
+//! ONNX semantics of the ops we claim — MatMul, Gemm, Conv — independent of ORT's ABI.
+//!
+//! The ORT glue describes a node as a [`NodeDesc`] (op type, attributes, declared input/output types, and at Compile
+//! the constant inputs' data). [`check_support`] decides at GetCapability time whether we compute the node exactly;
+//! anything we cannot is left to the CPU EP there, never discovered later. [`OpPlan::build`] turns a node into a plan
+//! at Compile (weights packed once), and [`OpPlan::run`] executes it on each Run's tensors, validating shapes.
+
+mod conv;
+pub mod exec;
+mod gemm;
+mod matmul;
+
+use std::sync::Arc;
+
+pub use asymo_ep_ffi::{AttrValue, Error, Result};
+pub use exec::{Executor, GemmJob, SerialExecutor};
+
+/// ONNX element type code of float32.
+pub const FLOAT: i32 = 1;
+
+/// A value (input or output) of a node as the graph declares it.
+#[derive(Clone, Debug, Default)]
+pub struct ValueDesc {
+    pub name: String,
+    /// ONNX element type (1 = float). 0 when not a tensor or unknown.
+    pub elem_type: i32,
+    /// Declared shape; `None` when the rank is unknown, -1 for an unknown dimension.
+    pub shape: Option<Vec<i64>>,
+    /// Whether the value is a constant initializer.
+    pub is_constant: bool,
+    /// Its data, read at Compile for constants (never at GetCapability).
+    pub constant: Option<Arc<Tensor>>,
+}
+
+/// A node as the ops layer sees it.
+#[derive(Clone, Debug, Default)]
+pub struct NodeDesc {
+    pub name: String,
+    pub op_type: String,
+    pub domain: String,
+    /// Opset "since" version of the schema ORT matched.
+    pub since_version: i32,
+    pub attrs: Vec<(String, AttrValue)>,
+    /// Inputs in schema order; `None` for an omitted optional input.
+    pub inputs: Vec<Option<ValueDesc>>,
+    pub outputs: Vec<Option<ValueDesc>>,
+}
+
+impl NodeDesc {
+    pub fn attr(&self, name: &str) -> Option<&AttrValue> {
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    pub fn attr_int(&self, name: &str, default: i64) -> Result<i64> {
+        match self.attr(name) {
+            None => Ok(default),
+            Some(AttrValue::Int(v)) => Ok(*v),
+            Some(other) => Err(self.bad_attr(name, other, "an int")),
+        }
+    }
+
+    pub fn attr_float(&self, name: &str, default: f32) -> Result<f32> {
+        match self.attr(name) {
+            None => Ok(default),
+            Some(AttrValue::Float(v)) => Ok(*v),
+            Some(other) => Err(self.bad_attr(name, other, "a float")),
+        }
+    }
+
+    pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(AttrValue::Ints(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(self.bad_attr(name, other, "a list of ints")),
+        }
+    }
+
+    pub fn attr_string(&self, name: &str, default: &str) -> Result<String> {
+        match self.attr(name) {
+            None => Ok(default.to_string()),
+            Some(AttrValue::String(v)) => Ok(v.clone()),
+            Some(other) => Err(self.bad_attr(name, other, "a string")),
+        }
+    }
+
+    fn bad_attr(&self, name: &str, got: &AttrValue, want: &str) -> Error {
+        Error::invalid_argument(format!(
+            "{} '{}': attribute '{name}' is {got:?}, expected {want}",
+            self.op_type, self.name
+        ))
+    }
+
+    /// Input `i` if present.
+    pub fn input(&self, i: usize) -> Option<&ValueDesc> {
+        self.inputs.get(i).and_then(|v| v.as_ref())
+    }
+
+    /// The constant data of input `i`, if it is a constant read at Compile.
+    pub fn constant(&self, i: usize) -> Option<Arc<Tensor>> {
+        self.input(i).and_then(|v| v.constant.clone())
+    }
+
+    fn unsupported(&self, why: impl std::fmt::Display) -> String {
+        format!("{} '{}': {why}", self.op_type, self.name)
+    }
+}
+
+/// An owned float tensor (constants read at Compile).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A borrowed float tensor of one Run.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorView<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl Tensor {
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView { shape: &self.shape, data: &self.data }
+    }
+}
+
+/// Where a plan writes its output: the ORT glue allocates through the kernel context.
+pub trait OutputAlloc {
+    /// Allocate output `index` with `shape` and return its (uninitialized-content) buffer.
+    fn output(&mut self, index: usize, shape: &[usize]) -> Result<&mut [f32]>;
+}
+
+/// Decide at GetCapability time whether we compute `node` exactly. `Err` carries the reason it stays on the CPU EP.
+pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
+    if !node.domain.is_empty() && node.domain != "ai.onnx" {
+        return Err(node.unsupported(format!("domain '{}' is not ONNX", node.domain)));
+    }
+    for (i, v) in node.inputs.iter().enumerate() {
+        if let Some(v) = v {
+            if v.elem_type != FLOAT {
+                return Err(node.unsupported(format!(
+                    "input {i} '{}' has element type {}, only float32 is claimed",
+                    v.name, v.elem_type
+                )));
+            }
+        }
+    }
+    for v in node.outputs.iter().flatten() {
+        if v.elem_type != FLOAT {
+            return Err(node.unsupported(format!(
+                "output '{}' has element type {}, only float32 is claimed",
+                v.name, v.elem_type
+            )));
+        }
+    }
+    match node.op_type.as_str() {
+        "MatMul" => matmul::check(node),
+        "Gemm" => gemm::check(node),
+        "Conv" => conv::check(node),
+        other => Err(node.unsupported(format!("op type {other} is not claimed"))),
+    }
+}
+
+/// A compiled node: everything Compute needs, weights packed. Immutable and shared by concurrent Runs.
+#[derive(Debug)]
+pub struct OpPlan {
+    pub node_name: String,
+    op: Op,
+}
+
+#[derive(Debug)]
+enum Op {
+    MatMul(matmul::MatMul),
+    Gemm(gemm::Gemm),
+    Conv(conv::Conv),
+}
+
+impl OpPlan {
+    /// Build the plan of a supported node whose constant inputs carry their data.
+    pub fn build(node: &NodeDesc) -> Result<OpPlan> {
+        check_support(node).map_err(Error::invalid_argument)?;
+        let op = match node.op_type.as_str() {
+            "MatMul" => Op::MatMul(matmul::MatMul::build(node)?),
+            "Gemm" => Op::Gemm(gemm::Gemm::build(node)?),
+            "Conv" => Op::Conv(conv::Conv::build(node)?),
+            _ => unreachable!("check_support accepted only claimed ops"),
+        };
+        Ok(OpPlan { node_name: node.name.clone(), op })
+    }
+
+    /// Run on one Run's inputs (in the node's schema order; `None` for absent or constant inputs).
+    pub fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
+        let r = match &self.op {
+            Op::MatMul(op) => op.run(inputs, out, exec),
+            Op::Gemm(op) => op.run(inputs, out, exec),
+            Op::Conv(op) => op.run(inputs, out, exec),
+        };
+        r.map_err(|e| e.context(format!("node '{}'", self.node_name)))
+    }
+
+    /// A one-line description of the lowering, for `log_plan`.
+    pub fn describe(&self) -> String {
+        match &self.op {
+            Op::MatMul(op) => format!("{}: {op:?}", self.node_name),
+            Op::Gemm(op) => format!("{}: {op:?}", self.node_name),
+            Op::Conv(op) => format!("{}: {op:?}", self.node_name),
+        }
+    }
+}
+
+/// Product of dims.
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn fmt_shape(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    /// A tiny deterministic PRNG for tests.
+    pub(crate) struct Lcg(pub u64);
+    impl Lcg {
+        pub(crate) fn next(&mut self) -> f32 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+        pub(crate) fn vec(&mut self, n: usize) -> Vec<f32> {
+            (0..n).map(|_| self.next()).collect()
+        }
+    }
+
+    pub(crate) struct VecOut(pub Vec<(Vec<usize>, Vec<f32>)>);
+    impl OutputAlloc for VecOut {
+        fn output(&mut self, index: usize, shape: &[usize]) -> Result<&mut [f32]> {
+            while self.0.len() <= index {
+                self.0.push((vec![], vec![]));
+            }
+            self.0[index] = (shape.to_vec(), vec![f32::NAN; numel(shape)]);
+            Ok(&mut self.0[index].1)
+        }
+    }
+
+    pub(crate) fn value(name: &str, shape: &[i64]) -> Option<ValueDesc> {
+        Some(ValueDesc { name: name.into(), elem_type: FLOAT, shape: Some(shape.to_vec()), ..Default::default() })
+    }
+
+    pub(crate) fn constant(name: &str, t: Tensor) -> Option<ValueDesc> {
+        Some(ValueDesc {
+            name: name.into(),
+            elem_type: FLOAT,
+            shape: Some(t.shape.iter().map(|&d| d as i64).collect()),
+            is_constant: true,
+            constant: Some(Arc::new(t)),
+        })
+    }
+
+    pub(crate) fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-4 * scale, "element {i}: got {g}, want {w}");
+        }
+    }
+}

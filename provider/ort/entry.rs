@@ -1,26 +1,66 @@
-//! The two exported entry points.
+//! The two symbols ORT looks up in the library.
 
-use asymo_ep_ffi::sys::{OrtApiBase, OrtLogger, OrtStatus};
-use asymo_ep_ffi::OrtEpFactory;
 use core::ffi::c_char;
 
+use asymo_ep_ffi::sys::{OrtApiBase, OrtLogger, OrtStatus};
+use asymo_ep_ffi::{Api, Error, OrtEpFactory};
+
+use super::factory::Factory;
+use super::status_of;
+
+/// Create our factory (one per library registration).
+///
 /// # Safety
-/// Called by ONNX Runtime with valid pointers.
+/// Called by ONNX Runtime: `ort_api_base` is its API base, `factories` an array of `max_factories` slots,
+/// `num_factories` writable. Null pointers are reported as errors.
 #[no_mangle]
 pub unsafe extern "C" fn CreateEpFactories(
     _registered_name: *const c_char,
-    _ort_api_base: *const OrtApiBase,
-    _default_logger: *const OrtLogger,
-    _factories: *mut *mut OrtEpFactory,
-    _max_factories: usize,
-    _num_factories: *mut usize,
+    ort_api_base: *const OrtApiBase,
+    default_logger: *const OrtLogger,
+    factories: *mut *mut OrtEpFactory,
+    max_factories: usize,
+    num_factories: *mut usize,
 ) -> *mut OrtStatus {
-    std::ptr::null_mut()
+    // The API must exist before we can report anything through an OrtStatus.
+    // SAFETY: ort_api_base is ORT's static API base (or null, which init reports).
+    if let Err(e) = unsafe { Api::init(ort_api_base) } {
+        if !num_factories.is_null() {
+            // SAFETY: non-null out-pointer from ORT.
+            unsafe { *num_factories = 0 };
+        }
+        // SAFETY: as above; the fallback only uses OrtApi version 1's CreateStatus.
+        return unsafe { Api::status_without_api(ort_api_base, &e) };
+    }
+    status_of("CreateEpFactories", || {
+        if factories.is_null() || num_factories.is_null() {
+            return Err(Error::invalid_argument("CreateEpFactories: null output array"));
+        }
+        if max_factories < 1 {
+            return Err(Error::invalid_argument("CreateEpFactories: room for 0 factories, need 1"));
+        }
+        let factory = Factory::new(default_logger);
+        // SAFETY: both pointers checked non-null; the array has at least one slot.
+        unsafe {
+            *factories = Box::into_raw(factory) as *mut OrtEpFactory;
+            *num_factories = 1;
+        }
+        Ok(())
+    })
 }
 
+/// Release a factory created by `CreateEpFactories`.
+///
 /// # Safety
-/// Called by ONNX Runtime with a factory we created.
+/// `factory` must be null or a factory this library returned and ORT has not released yet.
 #[no_mangle]
-pub unsafe extern "C" fn ReleaseEpFactory(_factory: *mut OrtEpFactory) -> *mut OrtStatus {
-    std::ptr::null_mut()
+pub unsafe extern "C" fn ReleaseEpFactory(factory: *mut OrtEpFactory) -> *mut OrtStatus {
+    status_of("ReleaseEpFactory", || {
+        if !factory.is_null() {
+            // SAFETY: the pointer came from Box::into_raw in CreateEpFactories (Factory is repr(C) with the table
+            // first) and ORT releases it exactly once.
+            drop(unsafe { Box::from_raw(factory as *mut Factory) });
+        }
+        Ok(())
+    })
 }

@@ -1,0 +1,292 @@
+//! `OrtEp`: one per session. Claims nodes (GetCapability), compiles them (Compile) and hosts the run hooks.
+
+use core::ffi::{c_char, c_int};
+use std::sync::Arc;
+
+use asymo_ep_ffi::sys::{OrtGraph, OrtLogger, OrtNode, OrtRunOptions};
+use asymo_ep_ffi::{
+    ep_call, Api, Error, LogLevel, OrtEp, OrtEpDataLayout, OrtEpGraphSupportInfo, OrtNodeComputeInfo,
+    OrtNodeFusionOptions, Result, StatusPtr, ORT_EP_DATA_LAYOUT_NCHW, ORT_VERSION_SUPPORTED,
+};
+
+use super::compute::ComputeInfo;
+use super::graph::describe_node;
+use super::{status_of, value_of, write_out, EP_NAME};
+use crate::ops::{check_support, OpPlan};
+use crate::options::EpConfig;
+use crate::runtime::Runtime;
+
+/// Our EP. `table` must stay the first field: ORT hands us `*mut OrtEp`, which we cast back.
+#[repr(C)]
+pub(crate) struct Ep {
+    table: OrtEp,
+    api: &'static Api,
+    /// The session logger (valid for the session's lifetime).
+    logger: *const OrtLogger,
+    config: EpConfig,
+    runtime: Arc<Runtime>,
+}
+
+// SAFETY: the logger pointer is only passed back to ORT's thread-safe logging API; all other fields are Sync/Send.
+unsafe impl Send for Ep {}
+// SAFETY: as above; run hooks take &self and only touch the (Sync) runtime.
+unsafe impl Sync for Ep {}
+
+impl Ep {
+    pub(crate) fn new(api: &'static Api, entries: &[(String, String)], logger: *const OrtLogger) -> Result<Box<Self>> {
+        let config = EpConfig::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(Box::new(Ep {
+            table: OrtEp {
+                ort_version_supported: ORT_VERSION_SUPPORTED,
+                GetName: Some(get_name),
+                GetCapability: Some(get_capability),
+                Compile: Some(compile),
+                ReleaseNodeComputeInfos: Some(release_node_compute_infos),
+                GetPreferredDataLayout: Some(get_preferred_data_layout),
+                ShouldConvertDataLayoutForOp: Some(should_convert_data_layout),
+                SetDynamicOptions: None,
+                OnRunStart: Some(on_run_start),
+                OnRunEnd: Some(on_run_end),
+                CreateAllocator: None,
+                CreateSyncStreamForDevice: None,
+                GetCompiledModelCompatibilityInfo: None,
+                GetKernelRegistry: None,
+                IsConcurrentRunSupported: Some(is_concurrent_run_supported),
+                Sync: None,
+                CreateProfiler: None,
+                IsGraphCaptureEnabled: None,
+                IsGraphCaptured: None,
+                ReplayGraph: None,
+                GetGraphCaptureNodeAssignmentPolicy: None,
+                GetAvailableResource: None,
+                OnSessionInitializationEnd: None,
+                GetDefaultMemoryDevice: None,
+                ReleaseCapturedGraph: None,
+                GetWeightlessSupport: None,
+            },
+            api,
+            logger,
+            config,
+            runtime: Runtime::acquire(),
+        }))
+    }
+
+    /// # Safety
+    /// `this` must point to a live `Ep` created by `new`.
+    unsafe fn from_ptr<'a>(this: *const OrtEp) -> &'a Ep {
+        // SAFETY: Ep is repr(C) with the table first (caller contract).
+        unsafe { &*(this as *const Ep) }
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        // SAFETY: the session logger outlives the EP.
+        unsafe { self.api.log(self.logger, level, msg) };
+    }
+
+    /// Claim every node we compute exactly; each becomes its own fused node whose constant weights we copy at
+    /// Compile (ORT may then free its copy).
+    ///
+    /// # Safety
+    /// `graph` and `support` are live for this call.
+    unsafe fn get_capability(&self, graph: *const OrtGraph, support: *mut OrtEpGraphSupportInfo) -> Result<()> {
+        // SAFETY: graph is live (caller contract).
+        let nodes = unsafe { self.api.graph_nodes(graph) }?;
+        let options =
+            OrtNodeFusionOptions { ort_version_supported: ORT_VERSION_SUPPORTED, drop_constant_initializers: true };
+        for node in nodes {
+            // SAFETY: node belongs to the live graph.
+            let desc = unsafe { describe_node(self.api, node, false) }?;
+            match check_support(&desc) {
+                Ok(()) => {
+                    let list = [node];
+                    ep_call!(self.api, EpGraphSupportInfo_AddNodesToFuse(support, list.as_ptr(), 1, &options))?;
+                }
+                Err(reason) if matches!(desc.op_type.as_str(), "MatMul" | "Gemm" | "Conv") => {
+                    self.log(LogLevel::Info, &format!("AsyMo EP leaves {reason}"));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Build one compute info per fused node. On failure nothing is leaked and every output slot is null.
+    ///
+    /// # Safety
+    /// Arrays hold `count` live entries; outputs are writable.
+    unsafe fn compile(
+        &self,
+        graphs: *const *const OrtGraph,
+        fused_nodes: *const *const OrtNode,
+        count: usize,
+        infos: *mut *mut OrtNodeComputeInfo,
+        ep_context_nodes: *mut *mut OrtNode,
+    ) -> Result<()> {
+        if graphs.is_null() || fused_nodes.is_null() || infos.is_null() {
+            return Err(Error::invalid_argument("Compile: null arrays"));
+        }
+        let mut built: Vec<Box<ComputeInfo>> = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: i < count entries in both arrays (caller contract).
+            let (graph, fused) = unsafe { (*graphs.add(i), *fused_nodes.add(i)) };
+            // SAFETY: graph and fused node are live for this call.
+            built.push(unsafe { self.compile_one(graph, fused) }?);
+        }
+        for (i, info) in built.into_iter().enumerate() {
+            // SAFETY: i < count slots; ORT returns each info through ReleaseNodeComputeInfos.
+            unsafe {
+                *infos.add(i) = Box::into_raw(info) as *mut OrtNodeComputeInfo;
+                if !ep_context_nodes.is_null() {
+                    *ep_context_nodes.add(i) = std::ptr::null_mut();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `graph` and `fused` are live for this call.
+    unsafe fn compile_one(&self, graph: *const OrtGraph, fused: *const OrtNode) -> Result<Box<ComputeInfo>> {
+        // SAFETY (all calls): graph, its nodes and the fused node are live for this callback.
+        unsafe {
+            let fused_name = self.api.node_name(fused)?;
+            let nodes = self.api.graph_nodes(graph)?;
+            let [node] = nodes[..] else {
+                return Err(Error::fail(format!("fused node '{fused_name}' holds {} nodes, expected 1", nodes.len())));
+            };
+            let desc = describe_node(self.api, node, true)?;
+            let plan = OpPlan::build(&desc)?;
+            if self.config.log_plan {
+                self.log(LogLevel::Warning, &format!("AsyMo EP plan {}", plan.describe()));
+            }
+            let fused_inputs = self
+                .api
+                .node_inputs(fused)?
+                .into_iter()
+                .map(|vi| vi.map(|vi| self.api.value_name(vi)).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let fused_outputs = self
+                .api
+                .node_outputs(fused)?
+                .into_iter()
+                .map(|vi| vi.map(|vi| self.api.value_name(vi)).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let position = |names: &[Option<String>], want: &str| names.iter().position(|n| n.as_deref() == Some(want));
+            // Constant inputs were copied into the plan; every other input is found on the fused node by name
+            // (its input order differs from the node's once initializers are dropped).
+            let input_map = desc
+                .inputs
+                .iter()
+                .map(|v| match v {
+                    Some(v) if v.constant.is_some() => Ok(None),
+                    Some(v) => position(&fused_inputs, &v.name).map(Some).ok_or_else(|| {
+                        Error::fail(format!(
+                            "input '{}' of '{}' is not an input of fused node '{fused_name}'",
+                            v.name, desc.name
+                        ))
+                    }),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let output_map =
+                desc.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
+            Ok(ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.runtime.clone()))
+        }
+    }
+}
+
+unsafe extern "system" fn get_name(_this: *const OrtEp) -> *const c_char {
+    EP_NAME.as_ptr()
+}
+
+unsafe extern "system" fn get_capability(
+    this: *mut OrtEp,
+    graph: *const OrtGraph,
+    support: *mut OrtEpGraphSupportInfo,
+) -> StatusPtr {
+    status_of("GetCapability", || {
+        // SAFETY: `this` is our EP; graph and support are live for the call.
+        unsafe { Ep::from_ptr(this).get_capability(graph, support) }
+    })
+}
+
+unsafe extern "system" fn compile(
+    this: *mut OrtEp,
+    graphs: *const *const OrtGraph,
+    fused_nodes: *const *const OrtNode,
+    count: usize,
+    infos: *mut *mut OrtNodeComputeInfo,
+    ep_context_nodes: *mut *mut OrtNode,
+) -> StatusPtr {
+    status_of("Compile", || {
+        // SAFETY: `this` is our EP; the arrays come from ORT with `count` entries.
+        unsafe { Ep::from_ptr(this).compile(graphs, fused_nodes, count, infos, ep_context_nodes) }
+    })
+}
+
+unsafe extern "system" fn release_node_compute_infos(
+    _this: *mut OrtEp,
+    infos: *mut *mut OrtNodeComputeInfo,
+    count: usize,
+) {
+    value_of((), || {
+        if infos.is_null() {
+            return;
+        }
+        for i in 0..count {
+            // SAFETY: ORT passes back the `count` infos Compile returned, each exactly once.
+            let info = unsafe { *infos.add(i) };
+            if !info.is_null() {
+                // SAFETY: created by Box::into_raw in compile (ComputeInfo is repr(C), table first).
+                drop(unsafe { Box::from_raw(info as *mut ComputeInfo) });
+            }
+        }
+    })
+}
+
+unsafe extern "system" fn get_preferred_data_layout(_this: *mut OrtEp, layout: *mut OrtEpDataLayout) -> StatusPtr {
+    status_of("GetPreferredDataLayout", || {
+        // SAFETY: ORT's out-pointer.
+        unsafe { write_out(layout, ORT_EP_DATA_LAYOUT_NCHW, "GetPreferredDataLayout") }
+    })
+}
+
+unsafe extern "system" fn should_convert_data_layout(
+    _this: *mut OrtEp,
+    _domain: *const c_char,
+    _op_type: *const c_char,
+    _target: OrtEpDataLayout,
+    should_convert: *mut c_int,
+) -> StatusPtr {
+    status_of("ShouldConvertDataLayoutForOp", || {
+        // SAFETY: ORT's out-pointer; -1 lets ORT decide (we prefer NCHW, so it does not convert).
+        unsafe { write_out(should_convert, -1, "ShouldConvertDataLayoutForOp") }
+    })
+}
+
+unsafe extern "system" fn on_run_start(this: *mut OrtEp, _run_options: *const OrtRunOptions) -> StatusPtr {
+    status_of("OnRunStart", || {
+        // SAFETY: `this` is our EP (shared across concurrent runs; run_start is thread-safe).
+        unsafe { Ep::from_ptr(this) }.runtime.run_start();
+        Ok(())
+    })
+}
+
+unsafe extern "system" fn on_run_end(
+    this: *mut OrtEp,
+    _run_options: *const OrtRunOptions,
+    _sync_stream: bool,
+) -> StatusPtr {
+    status_of("OnRunEnd", || {
+        // SAFETY: as in on_run_start.
+        unsafe { Ep::from_ptr(this) }.runtime.run_end();
+        Ok(())
+    })
+}
+
+unsafe extern "system" fn is_concurrent_run_supported(_this: *mut OrtEp, supported: *mut bool) -> StatusPtr {
+    status_of("IsConcurrentRunSupported", || {
+        // SAFETY: ORT's out-pointer. Compute is re-entrant: plans are immutable and scratch is per thread.
+        unsafe { write_out(supported, true, "IsConcurrentRunSupported") }
+    })
+}
