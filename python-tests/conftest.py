@@ -63,6 +63,8 @@ def real_ep(asymo):
 def ep_library() -> str:
     """Path of the library for tests that hand it to another program (the C/CMake consumer test); fails if it is
     missing, since those tests have nothing to fall back to."""
+    if harness.cpu_only():
+        pytest.skip("needs the real AsyMo EP library (not available in --cpu-only mode)")
     path = harness.lib_path()
     if not path.is_file():
         pytest.fail(f"{path} does not exist: build it with `cargo build --release`")

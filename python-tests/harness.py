@@ -122,19 +122,24 @@ def make_session(model: ModelLike, ep: str = "asymo", options: Optional[Mapping[
     ``threads`` is ORT's intra_op_num_threads (1 by default to keep the suite light on 2 cores); ``config`` extra
     session config entries."""
     data = model_bytes(model)
+    # enable_fallback=0: by default Python's InferenceSession prints an EP error (bad option, failed Compute) and
+    # silently retries on the CPU EP alone, which would hide exactly what these tests look for.
     if ep == "cpu":
         so = session_options(threads, opt_level, config, record_assignment)
-        return ort.InferenceSession(data, so, providers=[CPU_EP])
+        return ort.InferenceSession(data, so, providers=[CPU_EP], enable_fallback=0)
     if ep != "asymo":
         raise ValueError(f"ep must be 'asymo' or 'cpu', not {ep!r}")
     if _STATE.cpu_only:
         so = session_options(threads, opt_level if opt_level is not None else ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                              config, record_assignment)
-        return ort.InferenceSession(data, so, providers=[CPU_EP])
+        return ort.InferenceSession(data, so, providers=[CPU_EP], enable_fallback=0)
     devices = register()
     so = session_options(threads, opt_level, config, record_assignment)
     so.add_provider_for_devices(devices, {str(k): str(v) for k, v in (options or {}).items()})
-    return ort.InferenceSession(data, so)
+    sess = ort.InferenceSession(data, so, enable_fallback=0)
+    providers = sess.get_providers()
+    assert providers and providers[0] == EP_NAME, f"session providers {providers}: {EP_NAME} was not used"
+    return sess
 
 
 def run(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> List[np.ndarray]:

@@ -22,6 +22,8 @@ Dim = Union[int, str]
 FALLBACK_GROUPS = {
     "conv3d": "3-D convolution may stay on the CPU EP (issue #2)",
     "conv_dynamic_weight": "Conv with a weight that is a graph input (not constant) may stay on the CPU EP",
+    "conv_same_small_kernel": "SAME_* padding with kernel < stride - 1 (ORT computes a negative leading pad) is "
+                              "left to the CPU EP (README)",
 }
 
 
@@ -326,6 +328,11 @@ _conv("conv_dynamic_weight", (2, 4, 7, 7), 8, (3, 3), w_const=False, group_=4)
 _conv("conv_dynamic_weight", (1, 3, 8, 8), 4, (3, 3), b_const=False)
 _conv("conv_dynamic_weight", (1, 3, 8, 8), 4, (1, 1), w_const=False, b_const=False)
 _conv("conv_dynamic_weight", (1, 3, 16), 4, (3,), w_const=False)
+
+# SAME_* with a kernel smaller than stride - 1 (documented fallback)
+for mode in ("SAME_UPPER", "SAME_LOWER"):
+    _conv("conv_same_small_kernel", (1, 3, 10, 11), 4, (1, 1), strides=3, auto_pad=mode)
+    _conv("conv_same_small_kernel", (1, 3, 10), 4, (1,), strides=4, auto_pad=mode)
 
 # ============================================================================================ other opsets
 

@@ -75,3 +75,17 @@ def test_model_matches_cpu_ep(asymo, variant):
     if not harness.cpu_only():
         ours = harness.ops_on(result.assignment, harness.EP_NAME)
         assert len(ours) <= heavy
+
+
+# The paper's full input sizes (slow: skip with -m "not slow"). VGG-16, AlexNet and the deep ResNets are left to the
+# benchmarks; these cover the 224/300 shapes of the light models.
+FULL = [("mobilenet_v1", {}), ("squeezenet_1_1", {}), ("resnet18", {}), ("resnet50", {"num_classes": 100}),
+        ("ssd_mobilenet_v1", {})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,kw", [pytest.param(n, k, id=n) for n, k in FULL])
+def test_full_size_model_matches_cpu_ep(asymo, name, kw):
+    model = models.build(name, full=True, **kw)
+    result = harness.compare(model, models.make_inputs(model, batch=1, seed=2))
+    harness.check_placement(result.assignment, expect_on_ep=True, min_on_ep=1)
