@@ -213,12 +213,16 @@ def assert_close(expected: Sequence[np.ndarray], actual: Sequence[np.ndarray], r
         a64 = np.atleast_1d(a.astype(np.float64))
         nan_e, nan_a = np.isnan(e64), np.isnan(a64)
         assert np.array_equal(nan_e, nan_a), f"{label}: NaN pattern differs ({nan_a.sum()} NaNs, expected {nan_e.sum()})"
-        fin = ~nan_e
+        inf_e, inf_a = np.isinf(e64), np.isinf(a64)
+        assert np.array_equal(inf_e, inf_a) and np.array_equal(e64[inf_e], a64[inf_a]), \
+            f"{label}: ±inf pattern differs ({inf_a.sum()} infs, expected {inf_e.sum()})"
+        fin = np.isfinite(e64)
         if not fin.any():
             errs.append(0.0)
             continue
         scale = float(np.max(np.abs(e64[fin])))
-        diff = np.abs(a64 - e64)
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(a64 - e64)
         diff[~fin] = 0.0
         err = float(diff.max())
         tol = rtol * scale + atol_floor

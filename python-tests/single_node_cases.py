@@ -32,7 +32,7 @@ class In:
     shape: Tuple[int, ...]                 # concrete shape used at run time
     const: bool = False                    # constant initializer (True) or graph input (False)
     decl: Optional[Sequence[Dim]] = None   # declared shape for graph inputs (symbols allowed); default = shape
-    scalar: bool = False                   # 0-d tensor (shape ())
+    special: bool = False                  # put NaN and ±inf into the data (first, last, middle element)
 
 
 @dataclass
@@ -61,6 +61,8 @@ class Case:
                 names.append("")
                 continue
             data = rng.standard_normal(spec.shape).astype(np.float32)
+            if spec.special and data.size >= 3:
+                data.flat[0], data.flat[-1], data.flat[data.size // 2] = np.nan, np.inf, -np.inf
             if spec.const:
                 names.append(g.const(f"in{i}", data))
             else:
@@ -333,6 +335,40 @@ _conv("conv_dynamic_weight", (1, 3, 16), 4, (3,), w_const=False)
 for mode in ("SAME_UPPER", "SAME_LOWER"):
     _conv("conv_same_small_kernel", (1, 3, 10, 11), 4, (1, 1), strides=3, auto_pad=mode)
     _conv("conv_same_small_kernel", (1, 3, 10), 4, (1,), strides=4, auto_pad=mode)
+
+# ============================================================================================ bigger problems
+# (several tasks per operator, so the EP's partitioning and threading really split the work)
+
+_matmul("large", [1024, 256], [256, 256])
+_matmul("large", [4, 128, 96], [96, 320], both=(True,))
+_matmul("large", [1, 4096], [4096, 1000], both=(True,))
+_gemm("large", 512, 512, 384, trans_b=1, c=(384,))
+_gemm("large", 300, 1000, 7, trans_a=1, c=(300, 1))
+_conv("large", (1, 32, 56, 56), 64, (3, 3), pads=1)
+_conv("large", (2, 64, 28, 28), 64, (3, 3), pads=1, group_=64)
+_conv("large", (1, 256, 14, 14), 512, (1, 1), strides=2)
+_conv("large", (1, 3, 224, 224), 32, (3, 3), strides=2, pads=(0, 0, 1, 1))
+
+# more pads and strides: pad ≥ kernel (border outputs are bias only), pointwise stride 2 (ResNet downsample)
+_conv("conv2d_stride_pad", (1, 3, 6, 7), 4, (3, 3), pads=3)
+_conv("conv2d_stride_pad", (1, 3, 6, 7), 4, (3, 3), pads=(0, 4, 5, 0), strides=2)
+_conv("conv2d_stride_pad", (2, 16, 14, 15), 32, (1, 1), strides=2, bias=False)
+_conv("conv2d_stride_pad", (1, 8, 9, 9), 8, (1, 1), strides=(3, 2), pads=1)
+
+# ============================================================================================ NaN / ±inf
+
+add("special_values", "matmul_constB", "MatMul", [In((5, 7), special=True), In((7, 6), const=True)])
+add("special_values", "matmul_dynB", "MatMul", [In((5, 7)), In((7, 6), special=True)])
+add("special_values", "matmul_batched", "MatMul", [In((2, 5, 7), special=True), In((2, 7, 6))])
+add("special_values", "gemm_A_nan", "Gemm", [In((5, 7), special=True), In((6, 7), const=True), In((6,), const=True)],
+    {"transB": 1})
+add("special_values", "gemm_C_nan_beta1", "Gemm", [In((5, 7)), In((7, 6), const=True), In((5, 6), special=True)])
+add("special_values", "gemm_C_nan_beta0", "Gemm", [In((5, 7)), In((7, 6), const=True), In((5, 6), special=True)],
+    {"beta": 0.0})
+add("special_values", "conv_x_nan", "Conv", [In((1, 3, 9, 9), special=True), In((4, 3, 3, 3), const=True)],
+    {"pads": [1, 1, 1, 1]})
+add("special_values", "conv_w_inf", "Conv", [In((1, 3, 9, 9)), In((4, 3, 3, 3), const=True, special=True),
+                                              In((4,), const=True)], {"strides": [2, 2]})
 
 # ============================================================================================ other opsets
 
