@@ -20,7 +20,7 @@ step "release build"
 cargo build --release --quiet
 
 step "python tests (onnxruntime $(.venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)'))"
-.venv/bin/python -m pytest python-tests -q
+ASYMO_REQUIRE_EP=1 .venv/bin/python -m pytest python-tests -q
 
 if [ -x scripts/test-aarch64.sh ]; then
   step "aarch64 under qemu"

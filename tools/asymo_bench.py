@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_LIB = REPO / "target" / "release" / "libasymo_ep.so"
+DEFAULT_LIB = Path(os.environ.get("ASYMO_EP_LIB") or REPO / "target" / "release" / "libasymo_ep.so")
 ASYMO_EP = "AsyMoExecutionProvider"
 HEAVY_OPS = ("MatMul", "Gemm", "Conv", "FusedConv", "FusedGemm", "FusedMatMul")
 # Ablation option sets of the AsyMo EP: the paper's breakdown, switched off one mechanism at a time.
