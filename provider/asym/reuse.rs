@@ -171,6 +171,22 @@ impl ReuseAccumulator {
     }
 }
 
+impl std::fmt::Display for ModelReuse {
+    /// E.g. `data reuse 103.2 flops/element over 3.62 GFLOP: compute-bound` (for `log_plan=1`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let class = match self.class {
+            ReuseClass::ComputeBound => "compute-bound",
+            ReuseClass::MemoryBound => "memory-bound",
+        };
+        write!(
+            f,
+            "data reuse {:.1} flops/element over {:.3} GFLOP: {class} (threshold {COMPUTE_BOUND_REUSE})",
+            self.weighted_reuse,
+            self.flops * 1e-9
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +280,7 @@ mod tests {
         let r = ModelReuse::from_work(work);
         assert_eq!(r.class, ReuseClass::MemoryBound, "{r:?}");
         assert!(r.weighted_reuse < 2.0, "{r:?}");
+        assert!(r.to_string().contains("memory-bound"), "{r}");
     }
 
     #[test]
