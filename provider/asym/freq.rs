@@ -160,7 +160,8 @@ pub struct GovernorConfig {
     pub sysfs_root: PathBuf,
     pub backend: BackendChoice,
     /// Where state files go. `None`: `<sysfs_root>/.asymo-ep-state` for a non-`/sys` root (fixtures), else
-    /// `$XDG_RUNTIME_DIR/asymo-ep`, else `/run/asymo-ep` as root, else `<tmp>/asymo-ep-<uid>`.
+    /// `/run/asymo-ep` as root (the same for every root process, login shell or service), else
+    /// `$XDG_RUNTIME_DIR/asymo-ep`, else `<tmp>/asymo-ep-<uid>`.
     pub state_dir: Option<PathBuf>,
     /// Install SIGINT/SIGTERM/SIGHUP handlers (chaining the previous ones) when a setting is first changed.
     pub signal_handlers: bool,
@@ -188,16 +189,15 @@ impl GovernorConfig {
         if root != Path::new("/sys") {
             return root.join(".asymo-ep-state");
         }
-        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
-            return PathBuf::from(x).join("asymo-ep");
-        }
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
         if uid == 0 {
-            PathBuf::from("/run/asymo-ep")
-        } else {
-            std::env::temp_dir().join(format!("asymo-ep-{uid}"))
+            return PathBuf::from("/run/asymo-ep");
         }
+        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("asymo-ep");
+        }
+        std::env::temp_dir().join(format!("asymo-ep-{uid}"))
     }
 }
 
@@ -395,7 +395,8 @@ impl State {
     }
 
     fn report_once(&mut self, level: LogLevel, msg: String) {
-        if !self.reported.contains(&msg) {
+        // Bounded: past 64 distinct problems, stay quiet rather than grow.
+        if self.reported.len() < 64 && !self.reported.contains(&msg) {
             self.reported.push(msg.clone());
             self.log(level, msg);
         }

@@ -18,7 +18,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -268,7 +268,13 @@ fn pid_is_dead(pid: i32, start: Option<u64>) -> bool {
 /// Write a state file atomically (temporary file + rename), mode 0600.
 pub(crate) fn write_state_file(path: &Path, entries: &[(PathBuf, String)]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if !dir_is_private(dir) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the directory is not owned by this user or is writable by others",
+        ));
+    }
     let pid = std::process::id() as i32;
     let mut text = format!("{MAGIC}\npid {pid}\n");
     if let Some(st) = process_start_time(pid) {
@@ -279,7 +285,13 @@ pub(crate) fn write_state_file(path: &Path, entries: &[(PathBuf, String)]) -> io
     }
     let tmp = path.with_extension("tmp");
     {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
@@ -409,6 +421,45 @@ mod tests {
         assert_eq!(safe, [true, false, false]);
         assert!(!entry_is_safe(root, Path::new("/sys/devices/system/cpu/../../../etc/scaling_min_freq"), "1"));
         assert!(parse_state_file("something else\npid 1\n").is_none());
+    }
+
+    /// A dead pid's file is undone only in a private directory and only for allowed attributes under the root.
+    #[test]
+    fn recovery_trusts_only_private_dirs() {
+        let base = std::env::temp_dir().join(format!("asymo-gov-recover-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let pol = base.join("devices/system/cpu/cpufreq/policy0");
+        fs::create_dir_all(&pol).unwrap();
+        let min = pol.join("scaling_min_freq");
+        let other = base.join("not-sysfs");
+        let dir = base.join("state");
+        fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        // A pid that is certainly dead: a child we already reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id() as i32;
+        child.wait().unwrap();
+        let write_leftover = || {
+            fs::write(&min, "2000000").unwrap();
+            fs::write(&other, "keep").unwrap();
+            let text =
+                format!("{MAGIC}\npid {dead}\nset {}\t500000\nset {}\tclobbered\n", min.display(), other.display());
+            fs::write(dir.join("x.state"), text).unwrap();
+        };
+
+        write_leftover();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let rec = recover(&dir, &base);
+        assert!(rec.undone.is_empty());
+        assert!(rec.messages[0].contains("writable by others"), "{:?}", rec.messages);
+        assert_eq!(fs::read_to_string(&min).unwrap(), "2000000");
+
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let rec = recover(&dir, &base);
+        assert_eq!(rec.undone, [(min.clone(), "500000".to_string())]);
+        assert_eq!(fs::read_to_string(&min).unwrap(), "500000");
+        assert_eq!(fs::read_to_string(&other).unwrap(), "keep", "outside the cpufreq tree: never written");
+        assert!(dir.join("x.state").exists(), "kept: it names a path this root does not cover");
+        let _ = fs::remove_dir_all(&base);
     }
 
     #[test]
