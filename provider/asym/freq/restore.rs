@@ -204,8 +204,23 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
 }
 
+/// At exit, and at dlclose of this library (glibc runs a DSO's atexit functions then): restore, and put the
+/// previous signal dispositions back so no handler points into unmapped code.
 extern "C" fn on_exit() {
     restore_all_armed();
+    for (i, &sig) in SIGNALS.iter().enumerate() {
+        if !PREV_SET[i].load(Ordering::Acquire) {
+            continue;
+        }
+        // SAFETY: PREV[i] is initialized (PREV_SET[i]); sigaction with valid pointers. Only our own handler is
+        // replaced: if the host installed another one since, it stays.
+        unsafe {
+            let mut cur: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, ptr::null(), &mut cur) == 0 && cur.sa_sigaction == on_signal as *const () as usize {
+                libc::sigaction(sig, (*PREV.0.get())[i].as_ptr(), ptr::null_mut());
+            }
+        }
+    }
 }
 
 /// Install the signal handlers (chaining whatever was there; a signal that was ignored stays ignored) and the
