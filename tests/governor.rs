@@ -344,6 +344,21 @@ fn read_only_sysfs_is_a_noop_with_one_log_line() {
 }
 
 #[test]
+fn a_read_only_policy_is_left_alone_and_said_so() {
+    let t = Tree::new("phone44");
+    chmod_tree(&t.policy(4), 0o755, 0o444).unwrap();
+    let (log, lines) = logger();
+    let g = Governor::new(config(&t, log));
+    assert_eq!(g.clusters().len(), 1);
+    assert!(lines.lock().iter().any(|(l, m)| *l == LogLevel::Warning && m.contains("policy4")), "{:?}", lines.lock());
+    let plan = g.prepare(&latency(Duration::ZERO), &conv_net(), None).unwrap();
+    g.run_end(g.run_start(&plan));
+    assert_eq!(g.take_writes(), [t.w(0, "scaling_min_freq", L_MAX), t.w(0, "scaling_min_freq", L_MIN)]);
+    // Energy curves must still cover the controlled cluster only.
+    assert!(!g.prepare(&energy_mode(), &lstm(), Some(&profile())).unwrap().is_inert());
+}
+
+#[test]
 fn userspace_governor_when_min_max_are_read_only() {
     let t = Tree::new("phone44");
     for n in [0, 4] {
