@@ -1,1 +1,3 @@
 //! The AsyMo core (no ORT types): topology, cost model, partitioner, pool, adaptation, frequency governor.
+
+pub mod topology;
