@@ -1,3 +1,4 @@
 //! The AsyMo core (no ORT types): topology, cost model, partitioner, pool, adaptation, frequency governor.
 
 pub mod topology;
+pub mod cost;
