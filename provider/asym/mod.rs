@@ -2,3 +2,4 @@
 
 pub mod topology;
 pub mod cost;
+pub mod partition;
