@@ -4,3 +4,4 @@ pub mod topology;
 pub mod cost;
 pub mod partition;
 pub mod adapt;
+pub mod pool;

@@ -235,7 +235,7 @@ pub fn make_plan(
     by_speed.sort_by(|&a, &b| times[a].total_cmp(&times[b]).then(a.cmp(&b)));
     let fastest = by_speed[0];
     let nominal_cost = |w: usize, t: &Task| -> f64 {
-        let cls = if w == ANY_WORKER { class_of(fastest) } else { class_of(w) };
+        let cls = if w == ANY_WORKER { 0 } else { class_of(w) };
         cost.predict(cls, &t.shape(p.kind)) * t.batch.len() as f64
     };
 
