@@ -64,8 +64,16 @@ fn main() {
         })
         .collect();
     let rt0 = &rts[1];
-    println!("topology {} | cost model {} ({})", rt0.topology().fingerprint(), rt0.cost_model().source, rt0.cost_model().cpu_model);
-    println!("job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} interleaved runs per mode, interference on CPU 1: {interfere}", 2.0 * (m * n * k) as f64 / 1e6);
+    println!(
+        "topology {} | cost model {} ({})",
+        rt0.topology().fingerprint(),
+        rt0.cost_model().source,
+        rt0.cost_model().cpu_model
+    );
+    println!(
+        "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} interleaved runs per mode, interference on CPU 1: {interfere}",
+        2.0 * (m * n * k) as f64 / 1e6
+    );
 
     let _busy = interfere.then(|| {
         let exe = std::env::current_exe().expect("current exe");

@@ -390,11 +390,12 @@ fn solve_ls(rows: &[([f64; 3], f64)], cols: &[usize]) -> Option<Vec<f64>> {
             return None;
         }
         m.swap(i, p);
-        for r in 0..n {
+        let pivot = m[i].clone();
+        for (r, row) in m.iter_mut().enumerate() {
             if r != i {
-                let f = m[r][i] / m[i][i];
-                for c in i..=n {
-                    m[r][c] -= f * m[i][c];
+                let f = row[i] / pivot[i];
+                for (x, &y) in row.iter_mut().zip(&pivot).skip(i) {
+                    *x -= f * y;
                 }
             }
         }
@@ -674,6 +675,8 @@ mod json {
                     if x.is_finite() {
                         if x.fract() == 0.0 && x.abs() < 1e15 {
                             out.push_str(&format!("{}", *x as i64));
+                        } else if x.abs() >= 1e-3 && x.abs() < 1e15 {
+                            out.push_str(&format!("{x}"));
                         } else {
                             out.push_str(&format!("{x:e}"));
                         }

@@ -353,9 +353,11 @@ mod tests {
     fn runtime_end_to_end_gemm() {
         use crate::kernels::{gemm_block, AOperand, BOperand, MatMut, MatRef};
         let dir = std::env::temp_dir().join(format!("asymo-rt-{}", std::process::id()));
-        let mut c = AsymConfig::default();
-        c.cache_dir = Some(dir.clone());
-        c.calibration_budget = Duration::from_millis(30);
+        let c = AsymConfig {
+            cache_dir: Some(dir.clone()),
+            calibration_budget: Duration::from_millis(30),
+            ..Default::default()
+        };
         let rt = Runtime::shared(&c).unwrap();
         assert!(Arc::ptr_eq(&rt, &Runtime::shared(&c).unwrap()));
         let (m, n, k) = (37, 300, 64);

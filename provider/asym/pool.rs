@@ -373,8 +373,8 @@ impl Pool {
         }
         if sh.cfg.steal {
             // Idle workers without tasks of their own may steal: wake them too.
-            for w in 0..nw {
-                if extra_load[w] == 0 {
+            for (w, &load) in extra_load.iter().enumerate() {
+                if load == 0 {
                     sh.notify(w);
                 }
             }
@@ -512,8 +512,8 @@ impl Shared {
 
 fn least_loaded(sh: &Shared, cost: f64, cost_class: usize, extra: &[u64]) -> usize {
     let mut best = (f64::INFINITY, 0);
-    for w in 0..sh.slots.len() {
-        let load = (sh.slots[w].load_ns.load(Ordering::Relaxed) + extra[w]) as f64 * 1e-9;
+    for (w, (slot, &ex)) in sh.slots.iter().zip(extra).enumerate() {
+        let load = (slot.load_ns.load(Ordering::Relaxed) + ex) as f64 * 1e-9;
         let finish = load + sh.time_on(w, cost, cost_class);
         if finish < best.0 {
             best = (finish, w);
