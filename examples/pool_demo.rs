@@ -1,9 +1,10 @@
 //! Synthetic GEMM jobs over the AsyMo pool, under several schedules, with or without a busy process on CPU 1.
 //!
 //! ```text
-//! cargo run --release --example pool_demo -- [--interfere] [--runs 30] [--size 128,784,576] [--cores 0,1]
+//! cargo run --release --example pool_demo -- [--interfere] [--runs 30] [--block 10] [--size 128,784,576] [--cores 0,1]
 //! ```
-//! Modes are interleaved round-robin (A B C … A B C …) so drifting machine load hits them alike. For each mode:
+//! Modes are interleaved in blocks (`--block` consecutive runs of A, then of B, …, repeated) so drifting machine
+//! load hits them alike while each mode still runs back to back as an inference would. For each mode:
 //! median / p90 job time, and per worker: tasks run, tasks stolen, busy time, and its planned share of the columns.
 //! `--interfere` starts a child process spinning on CPU 1 (this binary re-executed with `--spin`).
 
@@ -41,6 +42,7 @@ fn main() {
         .map(|s| s.parse().expect("--size M,N,K"))
         .collect();
     let (m, n, k) = (size[0], size[1], size[2]);
+    let block: usize = get("--block").map(|s| s.parse().expect("--block N")).unwrap_or(10).max(1);
     let cores = get("--cores").unwrap_or_else(|| "0,1".into());
     let interfere = args.iter().any(|a| a == "--interfere");
 
@@ -96,12 +98,14 @@ fn main() {
     }
     let before: Vec<_> = rts.iter().map(|rt| rt.pool().stats()).collect();
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); rts.len()];
-    for _ in 0..runs {
+    for _ in 0..runs.div_ceil(block) {
         for (i, rt) in rts.iter().enumerate() {
-            let t0 = Instant::now();
-            let plan = rt.plan(&prob);
-            rt.run(&plan, &job).unwrap();
-            times[i].push(t0.elapsed().as_secs_f64() * 1e3);
+            for _ in 0..block {
+                let t0 = Instant::now();
+                let plan = rt.plan(&prob);
+                rt.run(&plan, &job).unwrap();
+                times[i].push(t0.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
     println!("{:<20} {:>9} {:>9}   per worker: cpu tasks stolen busy_ms share", "mode", "median_ms", "p90_ms");

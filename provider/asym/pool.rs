@@ -371,7 +371,7 @@ impl Pool {
             }
             sh.notify(w);
         }
-        if sh.cfg.steal {
+        if sh.cfg.steal && n > 1 {
             // Idle workers without tasks of their own may steal: wake them too.
             for (w, &load) in extra_load.iter().enumerate() {
                 if load == 0 {
