@@ -73,7 +73,7 @@ fn main() {
         rt0.cost_model().cpu_model
     );
     println!(
-        "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} interleaved runs per mode, interference on CPU 1: {interfere}",
+        "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} runs per mode in blocks of {block}, interference on CPU 1: {interfere}",
         2.0 * (m * n * k) as f64 / 1e6
     );
 
