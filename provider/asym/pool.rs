@@ -688,6 +688,7 @@ mod tests {
     use crate::asym::cost::{CostModel, KernelKind};
     use crate::asym::partition::{make_plan, GemmProblem, PartitionConfig};
     use std::sync::atomic::AtomicU32;
+    use std::time::Instant;
 
     fn topo2() -> Arc<Topology> {
         // The machine's CPUs as two workers (or one if only one CPU is usable).
@@ -847,6 +848,67 @@ mod tests {
         }
         assert_eq!(wrong.load(Ordering::Relaxed), 0);
         assert!(pool.stats().iter().all(|s| s.stolen == 0));
+    }
+
+    /// A core 4× slower than the owner steals only tasks it would finish no later than the owner: with the owner
+    /// blocked and 8 unit tasks queued behind it, the thief takes tasks only while ≥ 4 remain queued.
+    #[test]
+    fn slow_core_does_not_steal_what_it_would_finish_later() {
+        let mask = crate::asym::topology::process_affinity().unwrap_or_default();
+        let cpus: Vec<usize> = mask.iter().copied().take(2).collect();
+        if cpus.len() < 2 {
+            eprintln!("skipped: needs two CPUs");
+            return;
+        }
+        let spec = format!("{}:1024,{}:256", cpus[0], cpus[1]);
+        let topo = Arc::new(Topology::parse_override(&spec).unwrap());
+        let adapt = Arc::new(Adapt::new(2, AdaptConfig { enabled: false, ..Default::default() }));
+        let pool = Pool::new(topo, PoolConfig::default(), adapt, vec![1.0, 0.25]).unwrap();
+        let task = |i: usize| Task { batch: 0..1, rows: 0..1, cols: i..i + 1, k: 0..1, k_part: 0, home: 0, cost: 1e-3 };
+        let plan = Plan {
+            problem: GemmProblem::new(KernelKind::Gemm, 1, 1, 9, 1),
+            axis: crate::asym::partition::Axis::N,
+            tasks: (0..9).map(task).collect(),
+            k_parts: 1,
+            worker_share: vec![1.0, 0.0],
+            predicted_secs: 9e-3,
+            generation: 0,
+        };
+        let release = AtomicBool::new(false);
+        let blocked = AtomicBool::new(false);
+        let by_thief = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Release the owner once the thief has stopped stealing (or after a generous timeout).
+                let t0 = Instant::now();
+                let mut last = (u32::MAX, Instant::now());
+                while t0.elapsed() < Duration::from_secs(5) {
+                    let n = by_thief.load(Ordering::Relaxed);
+                    if n != last.0 {
+                        last = (n, Instant::now());
+                    } else if blocked.load(Ordering::Relaxed) && n >= 1 && last.1.elapsed() > Duration::from_millis(30)
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                release.store(true, Ordering::Release);
+            });
+            pool.run(&plan, &|_t: &Task, ctx: &mut WorkerCtx<'_>| {
+                if ctx.worker == 0 && !blocked.swap(true, Ordering::Relaxed) {
+                    while !release.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                } else if ctx.worker == 1 {
+                    by_thief.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .unwrap();
+        });
+        let n = by_thief.load(Ordering::Relaxed);
+        eprintln!("thief ran {n} of 9 queued tasks");
+        // 9 queued: the thief may take tasks while ≥ 4 remain, i.e. at most 6 (5 if the owner popped first).
+        assert!((1..=6).contains(&n), "thief ran {n} tasks");
     }
 
     #[test]

@@ -895,6 +895,30 @@ mod tests {
     }
 
     #[test]
+    fn affinity_mask_restricts() {
+        let mask = process_affinity().unwrap();
+        let first = mask[0];
+        // sched_getaffinity(0) reads the calling thread's mask: restrict a scratch thread, detect from it.
+        let t = std::thread::spawn(move || {
+            assert!(pin_current_thread(first));
+            Topology::detect(&TopologyOptions::default())
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.cores.iter().map(|c| c.cpu).collect::<Vec<_>>(), vec![first]);
+        // A cores list outside the mask is an error that names both.
+        let e = std::thread::spawn(move || {
+            assert!(pin_current_thread(first));
+            Topology::detect(&TopologyOptions { cores: Some(format!("{}", first + 1)), ..Default::default() })
+        })
+        .join()
+        .unwrap()
+        .unwrap_err();
+        assert!(e.0.contains("option cores"), "{e}");
+    }
+
+    #[test]
     fn live_machine_detects_something() {
         let t = Topology::detect(&TopologyOptions::default()).unwrap();
         assert!(t.num_cores() >= 1);
