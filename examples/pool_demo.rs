@@ -1,12 +1,13 @@
 //! Synthetic GEMM jobs over the AsyMo pool, under several schedules, with or without a busy process on CPU 1.
 //!
 //! ```text
-//! cargo run --release --example pool_demo -- [--interfere] [--runs 30] [--block 10] [--size 128,784,576] [--cores 0,1]
+//! cargo run --release --example pool_demo -- [--interfere [--duty 50]] [--runs 30] [--block 10] [--size 128,784,576] [--cores 0,1]
 //! ```
 //! Modes are interleaved in blocks (`--block` consecutive runs of A, then of B, …, repeated) so drifting machine
 //! load hits them alike while each mode still runs back to back as an inference would. For each mode:
 //! median / p90 job time, and per worker: tasks run, tasks stolen, busy time, and its planned share of the columns.
-//! `--interfere` starts a child process spinning on CPU 1 (this binary re-executed with `--spin`).
+//! `--interfere` starts a child process spinning on CPU 1 (this binary re-executed with `--spin`), busy `--duty`
+//! percent (default 100) of every 10 ms.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -27,14 +28,24 @@ impl Drop for Busy {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let duty: u32 = get("--duty").map(|s| s.parse().expect("--duty PERCENT")).unwrap_or(100).min(100);
     if args.iter().any(|a| a == "--spin") {
+        // Busy `duty`% of every 10 ms period, pinned to CPU 1.
         pin_current_thread(1);
+        let period = Duration::from_millis(10);
+        let busy = period * duty / 100;
         let mut x = 0u64;
         loop {
-            x = std::hint::black_box(x.wrapping_add(1));
+            let t0 = Instant::now();
+            while t0.elapsed() < busy {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            if busy < period {
+                std::thread::sleep(period - busy);
+            }
         }
     }
-    let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let runs: usize = get("--runs").map(|s| s.parse().expect("--runs N")).unwrap_or(30);
     let size: Vec<usize> = get("--size")
         .unwrap_or_else(|| "128,784,576".into())
@@ -73,13 +84,14 @@ fn main() {
         rt0.cost_model().cpu_model
     );
     println!(
-        "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} runs per mode in blocks of {block}, interference on CPU 1: {interfere}",
+        "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} runs per mode in blocks of {block}, interference on CPU 1: {}",
+        if interfere { format!("{duty}% busy") } else { "none".into() },
         2.0 * (m * n * k) as f64 / 1e6
     );
 
     let _busy = interfere.then(|| {
         let exe = std::env::current_exe().expect("current exe");
-        Busy(Command::new(exe).arg("--spin").spawn().expect("spawn busy child"))
+        Busy(Command::new(exe).args(["--spin", "--duty", &duty.to_string()]).spawn().expect("spawn busy child"))
     });
     if interfere {
         std::thread::sleep(Duration::from_millis(50));
