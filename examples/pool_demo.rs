@@ -1,7 +1,7 @@
 //! Synthetic GEMM jobs over the AsyMo pool, under several schedules, with or without a busy process on CPU 1.
 //!
 //! ```text
-//! cargo run --release --example pool_demo -- [--interfere [--duty 50]] [--runs 30] [--block 10] [--size 128,784,576] [--cores 0,1]
+//! cargo run --release --example pool_demo -- [--interfere [--duty 50]] [--runs 30] [--block 10] [--size 128,784,576] [--cores 0,1] [--empty]
 //! ```
 //! Modes are interleaved in blocks (`--block` consecutive runs of A, then of B, …, repeated) so drifting machine
 //! load hits them alike while each mode still runs back to back as an inference would. For each mode:
@@ -85,8 +85,8 @@ fn main() {
     );
     println!(
         "job: GEMM {m}x{n}x{k} ({:.0} MFLOP), {runs} runs per mode in blocks of {block}, interference on CPU 1: {}",
-        if interfere { format!("{duty}% busy") } else { "none".into() },
-        2.0 * (m * n * k) as f64 / 1e6
+        2.0 * (m * n * k) as f64 / 1e6,
+        if interfere { format!("{duty}% busy") } else { "none".into() }
     );
 
     let _busy = interfere.then(|| {
@@ -99,7 +99,11 @@ fn main() {
     let prob = GemmProblem::new(KernelKind::Gemm, 1, m, n, k).tile(4, 16);
     let cm = MatMut::row_major(&mut c, m, n);
     let am = MatRef::row_major(&a, m, k);
+    let empty = args.iter().any(|a| a == "--empty");
     let job = |t: &asymo_ep::asym::partition::Task, ctx: &mut asymo_ep::asym::pool::WorkerCtx<'_>| {
+        if empty {
+            return; // measures the pool's per-job overhead (plan lookup, dispatch, wake-up, completion)
+        }
         gemm_block(AOperand::View(am), BOperand::Packed(&pb), cm, k, t.rows.clone(), t.cols.clone(), &[], ctx.scratch);
     };
     // Warm-up.
@@ -128,7 +132,7 @@ fn main() {
         let p90 = t[(t.len() * 9 / 10).min(t.len() - 1)];
         let plan = rts[i].plan(&prob);
         let after = rts[i].pool().stats();
-        let mut line = format!("{name:<20} {med:>9.2} {p90:>9.2}  ");
+        let mut line = format!("{name:<20} {med:>9.3} {p90:>9.3}  ");
         for (w, (s1, s0)) in after.iter().zip(&before[i]).enumerate() {
             line.push_str(&format!(
                 " | cpu{} {:>4} {:>4} {:>7.1} {:.2}",
