@@ -7,8 +7,11 @@
 //! 1. **Processor level**: the axis is split between clusters in proportion to their predicted throughput for this
 //!    shape (sum over the cluster's cores of `speed factor / predicted time`); each cluster's block is contiguous.
 //! 2. **Core level**: each cluster's block is split between its cores in proportion to their throughput, each core's
-//!    share contiguous and cut into up to `tasks_per_core` tasks, none predicted below `min_task_secs` (so a task
-//!    amortizes queueing and wake-up), all aligned to MR/NR. Problems too small for that use fewer cores (the fastest);
+//!    share contiguous and cut into tasks of one size for the whole plan: the fastest core gets up to
+//!    `tasks_per_core` tasks, none predicted below `min_task_secs` (so a task amortizes queueing and wake-up), slower
+//!    cores fewer tasks of the same size (same block shape everywhere: stealing moves like for like, and adaptation
+//!    compares cores on identical blocks, so a core given less work does not look slower for running narrower
+//!    blocks). All cuts are aligned to MR/NR. Problems too small for that use fewer cores (the fastest);
 //!    problems below `serial_below_secs` are one task with home [`ANY_WORKER`] (the pool picks the least-loaded queue).
 //!
 //! **K split** (GEMV-like shapes only: fewer output granules than workers, K ≥ `k_split_min`): K is cut into
@@ -306,40 +309,53 @@ pub fn make_plan(
     plan.axis = axis;
     let range_of = |g: Range<usize>| (g.start * unit).min(extent)..(g.end * unit).min(extent);
 
-    // Processor level: contiguous granule ranges per cluster, in cluster order (fastest class first).
+    // Processor level: contiguous granule ranges per cluster, in cluster order (fastest class first);
+    // core level: contiguous shares per core within its cluster's block.
     let cluster_thr: Vec<f64> = (0..topo.clusters.len())
         .map(|c| (0..nw).filter(|&w| topo.cores[w].cluster == c).map(|w| thr[w]).sum())
         .collect();
     let cluster_g = apportion(granules, &cluster_thr);
-    let mut g0 = 0;
+    let mut order: Vec<(usize, usize)> = Vec::new(); // (worker, granules) in axis order
     for (c, &gc) in cluster_g.iter().enumerate() {
         let members: Vec<usize> = (0..nw).filter(|&w| topo.cores[w].cluster == c).collect();
-        // Core level: contiguous shares per core within the cluster's block.
         let mthr: Vec<f64> = members.iter().map(|&w| thr[w]).collect();
-        let per_core = apportion(gc, &mthr);
-        for (i, &w) in members.iter().enumerate() {
-            let gw = per_core[i];
-            if gw == 0 {
-                continue;
-            }
-            let time_w = gw as f64 / granules as f64 * times[w];
-            let ntasks = ((time_w / target_task).round() as usize).clamp(1, cfg.tasks_per_core.max(1)).min(gw);
-            for j in 0..ntasks {
-                let a = g0 + gw * j / ntasks;
-                let b = g0 + gw * (j + 1) / ntasks;
-                let r = range_of(a..b);
-                let (batch, rows, cols) = match axis {
-                    Axis::Batch => (r, 0..p.m, 0..p.n),
-                    Axis::M => (0..p.batch, r, 0..p.n),
-                    _ => (0..p.batch, 0..p.m, r),
-                };
-                let mut t = Task { batch, rows, cols, k: 0..p.k, k_part: 0, home: w, cost: 0.0 };
-                t.cost = nominal_cost(w, &t);
-                plan.tasks.push(t);
-            }
-            plan.worker_share[w] = gw as f64 / granules as f64;
-            g0 += gw;
+        for (&w, gw) in members.iter().zip(apportion(gc, &mthr)) {
+            order.push((w, gw));
         }
+    }
+    // One task size for the whole plan (so every core runs blocks of the same shape, and adaptation compares
+    // like with like): the fastest core's share cut into up to `tasks_per_core` tasks of ≥ `min_task_secs`.
+    // Slower cores get fewer tasks of that size.
+    let (fw, fg) = order
+        .iter()
+        .copied()
+        .filter(|&(_, g)| g > 0)
+        .min_by(|a, b| times[a.0].total_cmp(&times[b.0]).then(a.0.cmp(&b.0)))
+        .expect("some worker has granules");
+    let f_time = fg as f64 / granules as f64 * times[fw];
+    let f_tasks = ((f_time / target_task).round() as usize).clamp(1, cfg.tasks_per_core.max(1)).min(fg);
+    let task_g = fg.div_ceil(f_tasks);
+    let mut g0 = 0;
+    for (w, gw) in order {
+        if gw == 0 {
+            continue;
+        }
+        let ntasks = gw.div_ceil(task_g);
+        for j in 0..ntasks {
+            let a = g0 + gw * j / ntasks;
+            let b = g0 + gw * (j + 1) / ntasks;
+            let r = range_of(a..b);
+            let (batch, rows, cols) = match axis {
+                Axis::Batch => (r, 0..p.m, 0..p.n),
+                Axis::M => (0..p.batch, r, 0..p.n),
+                _ => (0..p.batch, 0..p.m, r),
+            };
+            let mut t = Task { batch, rows, cols, k: 0..p.k, k_part: 0, home: w, cost: 0.0 };
+            t.cost = nominal_cost(w, &t);
+            plan.tasks.push(t);
+        }
+        plan.worker_share[w] = gw as f64 / granules as f64;
+        g0 += gw;
     }
     debug_assert_eq!(g0, granules);
     plan.predicted_secs = predicted_makespan(&plan, &speeds_vec(nw, &speed));
@@ -617,6 +633,12 @@ mod tests {
         let p = GemmProblem::new(KernelKind::Gemm, 1, 512, 512, 512).tile(6, 16);
         let plan = make_plan(&topo, &cost, &PartitionConfig::default(), &[1.0, 0.5], 3, &p);
         assert!((plan.worker_share[1] - 1.0 / 3.0).abs() < 0.04, "{}", plan.describe());
+        // Same block size everywhere: the slow core gets fewer tasks, not narrower ones.
+        let widths: Vec<usize> = plan.tasks.iter().map(|t| t.cols.len()).collect();
+        let (lo, hi) = (widths.iter().min().unwrap(), widths.iter().max().unwrap());
+        assert!(hi - lo <= 2 * p.nr, "{widths:?}");
+        let count = |w: usize| plan.tasks.iter().filter(|t| t.home == w).count();
+        assert!(count(0) > count(1), "{}", plan.describe());
     }
 
     #[test]
