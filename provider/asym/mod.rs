@@ -342,6 +342,22 @@ mod tests {
     }
 
     #[test]
+    fn equal_schedule_needs_no_calibration_and_ignores_speeds() {
+        let c =
+            AsymConfig::from_options([("schedule", "equal"), ("topology", "0:1024,1:256"), ("cores", "0")]).unwrap();
+        let rt = Runtime::new(&c).unwrap();
+        assert_eq!(rt.cost_model().source, "prior");
+        assert_eq!(rt.topology().num_cores(), 1);
+        assert!(!rt.adapt().config().enabled, "adaptation is part of the asymo schedule");
+        let c = AsymConfig::from_options([("schedule", "equal"), ("topology", "0:1024,1:256")]).unwrap();
+        if let Ok(rt) = Runtime::new(&c) {
+            // (needs CPUs 0 and 1 in the affinity mask)
+            let plan = rt.plan(&GemmProblem::new(KernelKind::Gemm, 1, 256, 1024, 256).tile(4, 16));
+            assert!((plan.worker_share[0] - 0.5).abs() < 0.02, "{}", plan.describe());
+        }
+    }
+
+    #[test]
     fn missing_profile_is_an_error_not_an_equal_split() {
         let mut c = AsymConfig::default();
         c.set("profile", "/nonexistent/profile.json").unwrap();
