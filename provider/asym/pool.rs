@@ -13,7 +13,7 @@
 //! # Queues and stealing
 //! Each worker has a FIFO (a `parking_lot` mutex around a `VecDeque`; tasks are tens of µs, so a lock per task is
 //! noise) and an atomic mirror of its length and of its predicted remaining work. A task goes to its plan's home
-//! queue ([`Dispatch::Home`]) or, for tasks with home [`ANY_WORKER`] or under [`Dispatch::LeastLoaded`], to the queue
+//! queue ([`Dispatch::Home`]) or, for tasks with home [`ANY_WORKER`](super::partition::ANY_WORKER) or under [`Dispatch::LeastLoaded`], to the queue
 //! whose worker is predicted to finish it first. An idle worker pops its own queue front; if empty it steals from
 //! the back of other queues — its cluster first, then its class, then the other classes fastest first — but only a
 //! task it would finish no later than the owner would: `cost on thief ≤ owner's predicted queued work` (costs in

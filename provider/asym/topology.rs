@@ -637,7 +637,7 @@ fn online_fallback() -> Vec<usize> {
 }
 
 /// Hybrid core type of each CPU from CPUID leaf 0x1A, probed by a short-lived thread pinned to each CPU in turn.
-/// Empty if the CPU is not hybrid (CPUID.07H:EDX[15]) or on other architectures.
+/// Empty if the CPU is not hybrid (CPUID.07H:EDX bit 15) or on other architectures.
 pub fn cpuid_core_types(cpus: &[usize]) -> BTreeMap<usize, CoreType> {
     #[cfg(target_arch = "x86_64")]
     {
