@@ -17,7 +17,7 @@ use std::time::Duration;
 use adapt::{Adapt, AdaptConfig};
 use cost::{CalibrationOptions, CostModel, KernelKind, TaskShape};
 use partition::{GemmProblem, PartitionConfig, Partitioner, Plan, Schedule};
-use pool::{Pool, PoolConfig, PoolError, Shared1, TaskFn};
+use pool::{Pool, PoolConfig, PoolError, SharedRegistry, TaskFn};
 use topology::{Topology, TopologyOptions};
 
 /// Everything configurable in the AsyMo core, from the EP's session options (see [`AsymConfig::set`]).
@@ -187,7 +187,7 @@ pub struct Runtime {
     pool: Pool,
 }
 
-static SHARED: Shared1<AsymConfig, Runtime> = Shared1::new();
+static SHARED: SharedRegistry<AsymConfig, Runtime> = SharedRegistry::new();
 
 impl Runtime {
     /// Detect the topology, load or calibrate the cost model, start the pool.

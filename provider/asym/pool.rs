@@ -645,13 +645,13 @@ fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratc
 /// The process-wide pool registry: one live pool per configuration key; the registry holds only a `Weak`, so the
 /// pool is dropped (workers joined) when its last user releases it. Asking with a different key creates a new
 /// pool and makes it the shared one (the old one lives on until its users release it).
-pub struct Shared1<K, T> {
+pub struct SharedRegistry<K, T> {
     slot: Mutex<Option<(K, std::sync::Weak<T>)>>,
 }
 
-impl<K: PartialEq + Clone, T> Shared1<K, T> {
+impl<K: PartialEq + Clone, T> SharedRegistry<K, T> {
     pub const fn new() -> Self {
-        Shared1 { slot: Mutex::new(None) }
+        SharedRegistry { slot: Mutex::new(None) }
     }
 
     /// The live instance for `key`, or a new one from `make`.
@@ -675,7 +675,7 @@ impl<K: PartialEq + Clone, T> Shared1<K, T> {
     }
 }
 
-impl<K: PartialEq + Clone, T> Default for Shared1<K, T> {
+impl<K: PartialEq + Clone, T> Default for SharedRegistry<K, T> {
     fn default() -> Self {
         Self::new()
     }
@@ -913,7 +913,7 @@ mod tests {
 
     #[test]
     fn registry_shares_and_releases() {
-        static REG: Shared1<u32, AtomicU32> = Shared1::new();
+        static REG: SharedRegistry<u32, AtomicU32> = SharedRegistry::new();
         let a = REG.get_or_try_init::<()>(&1, || Ok(AtomicU32::new(7))).unwrap();
         let b = REG.get_or_try_init::<()>(&1, || Ok(AtomicU32::new(8))).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
