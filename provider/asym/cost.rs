@@ -1,0 +1,1072 @@
+//! The cost model: per core class and kernel kind, `time(task) = a·flops + b·bytes + c`, fitted by least squares on
+//! micro-runs pinned to one core of each class.
+//!
+//! - [`calibrate`] times a caller-supplied workload (any kernel: a closure over a [`TaskShape`]) on a thread pinned to
+//!   the first CPU of each class, within a time budget, and fits the coefficients.
+//! - [`CostModel::load`]/[`CostModel::save`] read and write the JSON profile (the `asymo-profile` tool's output,
+//!   option `profile=<path>`). A missing or corrupt profile is an error naming the file and the problem.
+//! - [`load_or_calibrate`] is the quick built-in path: a calibration cached on disk (`$ASYMO_EP_CACHE_DIR`, else
+//!   `$XDG_CACHE_HOME/asymo-ep`, else `~/.cache/asymo-ep`) keyed by CPU model and topology fingerprint.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::topology::{self, CacheSizes, Topology};
+
+/// What kind of kernel a task runs; each class has coefficients per kind (missing kinds fall back to `Gemm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelKind {
+    /// GEMM over strided or packed operands (MatMul, Gemm, 1×1 convolutions).
+    Gemm,
+    /// GEMM whose B operand is read through im2col (k×k convolutions).
+    Conv,
+    /// Matrix–vector shapes (M or N tiny): bandwidth bound.
+    Gemv,
+}
+
+impl KernelKind {
+    pub const ALL: [KernelKind; 3] = [KernelKind::Gemm, KernelKind::Conv, KernelKind::Gemv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelKind::Gemm => "gemm",
+            KernelKind::Conv => "conv",
+            KernelKind::Gemv => "gemv",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KernelKind> {
+        KernelKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The shape of one task (one block of one GEMM): `m × n` outputs over a depth of `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskShape {
+    pub kind: KernelKind,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl TaskShape {
+    pub fn new(kind: KernelKind, m: usize, n: usize, k: usize) -> Self {
+        TaskShape { kind, m, n, k }
+    }
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+    /// Bytes of f32 operands touched once: A block, B block, C block.
+    pub fn bytes(&self) -> f64 {
+        4.0 * (self.m as f64 * self.k as f64 + self.k as f64 * self.n as f64 + self.m as f64 * self.n as f64)
+    }
+}
+
+/// `time = a·flops + b·bytes + c` in seconds, with the fit's quality.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coeffs {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    /// Coefficient of determination of the fit (1 = perfect).
+    pub r2: f64,
+    pub samples: usize,
+}
+
+impl Coeffs {
+    pub fn predict(&self, s: &TaskShape) -> f64 {
+        self.a * s.flops() + self.b * s.bytes() + self.c
+    }
+    /// The same model on a core `factor` times slower (every term scaled).
+    pub fn scaled(&self, factor: f64) -> Coeffs {
+        Coeffs { a: self.a * factor, b: self.b * factor, c: self.c * factor, ..*self }
+    }
+}
+
+/// Coefficients of one core class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassCost {
+    /// The topology class name this applies to.
+    pub name: String,
+    pub capacity: u32,
+    pub cpus: Vec<usize>,
+    pub kernels: BTreeMap<KernelKind, Coeffs>,
+}
+
+/// The cost model of one machine: coefficients per class (same order as the topology's classes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostModel {
+    pub cpu_model: String,
+    /// Topology fingerprint the model was measured on.
+    pub topology: String,
+    /// How it was obtained: `quick`, `profile`, `prior`, or a tool's description.
+    pub source: String,
+    pub cache: CacheSizes,
+    pub classes: Vec<ClassCost>,
+}
+
+/// A cost-model error (fit, calibration, profile I/O); names the file or what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CostError(pub String);
+
+impl fmt::Display for CostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cost model: {}", self.0)
+    }
+}
+impl std::error::Error for CostError {}
+
+/// Nominal seconds per flop of a capacity-1024 core for the capacity prior (≈ 20 GFLOP/s).
+const PRIOR_SECS_PER_FLOP: f64 = 1.0 / 20e9;
+
+impl CostModel {
+    /// A model from declared capacities only (no measurement): `a` from a nominal 20 GFLOP/s at capacity 1024.
+    /// Proportions follow the capacities exactly; absolute times are rough. Used by tests and `schedule=equal`.
+    pub fn from_capacities(topo: &Topology) -> CostModel {
+        let base = Coeffs { a: PRIOR_SECS_PER_FLOP, b: 0.0, c: 1e-6, r2: 0.0, samples: 0 };
+        CostModel::from_reference(topo, base, "prior")
+    }
+
+    /// Every class gets `reference` (coefficients of a capacity-1024 core) scaled by `1024 / capacity`, for all
+    /// kernel kinds. Used when the topology is declared by the `topology` option (classes are what the user says).
+    pub fn from_reference(topo: &Topology, reference: Coeffs, source: &str) -> CostModel {
+        let classes = topo
+            .classes
+            .iter()
+            .map(|c| {
+                let f = 1024.0 / c.capacity.max(1) as f64;
+                ClassCost {
+                    name: c.name.clone(),
+                    capacity: c.capacity,
+                    cpus: c.cpus.clone(),
+                    kernels: [(KernelKind::Gemm, reference.scaled(f))].into_iter().collect(),
+                }
+            })
+            .collect();
+        CostModel {
+            cpu_model: topology::cpu_model(),
+            topology: topo.fingerprint(),
+            source: source.into(),
+            cache: CacheSizes::default(),
+            classes,
+        }
+    }
+
+    /// Predicted seconds for a task of `shape` on a core of `class`.
+    pub fn predict(&self, class: usize, shape: &TaskShape) -> f64 {
+        let cc = &self.classes[class.min(self.classes.len() - 1)];
+        let co = cc
+            .kernels
+            .get(&shape.kind)
+            .or_else(|| cc.kernels.get(&KernelKind::Gemm))
+            .or_else(|| cc.kernels.values().next());
+        match co {
+            Some(co) => co.predict(shape).max(1e-9),
+            None => PRIOR_SECS_PER_FLOP * shape.flops() * 1024.0 / cc.capacity.max(1) as f64,
+        }
+    }
+
+    /// Check that the model covers every class of `topo` (by name), and reorder its classes to match.
+    /// A profile measured on a 4+4 phone cannot drive a 1+3+4 one.
+    pub fn bind(mut self, topo: &Topology) -> Result<CostModel, CostError> {
+        let mut out = Vec::new();
+        for c in &topo.classes {
+            match self.classes.iter().position(|p| p.name == c.name) {
+                Some(i) => out.push(self.classes[i].clone()),
+                None => {
+                    let have: Vec<&str> = self.classes.iter().map(|p| p.name.as_str()).collect();
+                    return Err(CostError(format!(
+                        "the profile has no class {:?} (it has {:?}; measured on {:?}, this machine is {:?})",
+                        c.name,
+                        have,
+                        self.topology,
+                        topo.fingerprint()
+                    )));
+                }
+            }
+        }
+        self.classes = out;
+        Ok(self)
+    }
+
+    /// Read a JSON profile. Missing file, bad JSON, or missing fields are errors naming the file.
+    pub fn load(path: &Path) -> Result<CostModel, CostError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CostError(format!("cannot read profile {}: {e}", path.display())))?;
+        CostModel::from_json(&text).map_err(|e| CostError(format!("profile {}: {}", path.display(), e.0)))
+    }
+
+    /// Write the JSON profile atomically (temporary file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), CostError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CostError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, self.to_json()).map_err(|e| CostError(format!("cannot write {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(|e| CostError(format!("cannot write {}: {e}", path.display())))
+    }
+
+    pub fn to_json(&self) -> String {
+        use json::Value as V;
+        let num = V::Num;
+        let classes = self
+            .classes
+            .iter()
+            .map(|c| {
+                let kernels = c
+                    .kernels
+                    .iter()
+                    .map(|(k, co)| {
+                        (
+                            k.as_str().to_string(),
+                            V::Obj(vec![
+                                ("a".into(), num(co.a)),
+                                ("b".into(), num(co.b)),
+                                ("c".into(), num(co.c)),
+                                ("r2".into(), num(co.r2)),
+                                ("samples".into(), num(co.samples as f64)),
+                            ]),
+                        )
+                    })
+                    .collect();
+                V::Obj(vec![
+                    ("name".into(), V::Str(c.name.clone())),
+                    ("capacity".into(), num(c.capacity as f64)),
+                    ("cpus".into(), V::Arr(c.cpus.iter().map(|&x| num(x as f64)).collect())),
+                    ("kernels".into(), V::Obj(kernels)),
+                ])
+            })
+            .collect();
+        let v = V::Obj(vec![
+            ("format".into(), V::Str(PROFILE_FORMAT.into())),
+            ("cpu_model".into(), V::Str(self.cpu_model.clone())),
+            ("topology".into(), V::Str(self.topology.clone())),
+            ("source".into(), V::Str(self.source.clone())),
+            (
+                "cache".into(),
+                V::Obj(vec![
+                    ("l1d".into(), num(self.cache.l1d as f64)),
+                    ("l2".into(), num(self.cache.l2 as f64)),
+                    ("l3".into(), num(self.cache.l3 as f64)),
+                ]),
+            ),
+            ("classes".into(), V::Arr(classes)),
+        ]);
+        let mut s = v.to_string_pretty();
+        s.push('\n');
+        s
+    }
+
+    pub fn from_json(text: &str) -> Result<CostModel, CostError> {
+        let v = json::parse(text).map_err(CostError)?;
+        let e = |m: String| CostError(m);
+        let fmt = v.get("format").and_then(|f| f.as_str()).ok_or_else(|| e("missing \"format\"".into()))?;
+        if fmt != PROFILE_FORMAT {
+            return Err(e(format!("format {fmt:?} is not {PROFILE_FORMAT:?}")));
+        }
+        let s = |key: &str| {
+            v.get(key).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| e(format!("missing string {key:?}")))
+        };
+        let cache = v.get("cache");
+        let cnum = |k: &str| cache.and_then(|c| c.get(k)).and_then(|x| x.as_f64()).unwrap_or(0.0) as u64;
+        let mut classes = Vec::new();
+        let arr = v.get("classes").and_then(|c| c.as_arr()).ok_or_else(|| e("missing array \"classes\"".into()))?;
+        if arr.is_empty() {
+            return Err(e("\"classes\" is empty".into()));
+        }
+        for (i, c) in arr.iter().enumerate() {
+            let name =
+                c.get("name").and_then(|x| x.as_str()).ok_or_else(|| e(format!("classes[{i}]: missing \"name\"")))?;
+            let capacity = c
+                .get("capacity")
+                .and_then(|x| x.as_f64())
+                .ok_or_else(|| e(format!("classes[{i}]: missing \"capacity\"")))?;
+            let cpus = c
+                .get("cpus")
+                .and_then(|x| x.as_arr())
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as usize).collect())
+                .unwrap_or_default();
+            let kobj = c
+                .get("kernels")
+                .and_then(|x| x.as_obj())
+                .ok_or_else(|| e(format!("classes[{i}]: missing object \"kernels\"")))?;
+            let mut kernels = BTreeMap::new();
+            for (kname, kv) in kobj {
+                let kind = KernelKind::parse(kname)
+                    .ok_or_else(|| e(format!("classes[{i}]: unknown kernel kind {kname:?} (gemm, conv, gemv)")))?;
+                let f = |k: &str| {
+                    kv.get(k)
+                        .and_then(|x| x.as_f64())
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| e(format!("classes[{i}].kernels.{kname}: missing or non-finite {k:?}")))
+                };
+                let co = Coeffs {
+                    a: f("a")?,
+                    b: f("b")?,
+                    c: f("c")?,
+                    r2: f("r2").unwrap_or(0.0),
+                    samples: f("samples").unwrap_or(0.0) as usize,
+                };
+                if co.a < 0.0 || co.b < 0.0 || co.c < 0.0 || co.a + co.b == 0.0 {
+                    return Err(e(format!("classes[{i}].kernels.{kname}: coefficients must be ≥ 0 and a or b > 0")));
+                }
+                kernels.insert(kind, co);
+            }
+            if kernels.is_empty() {
+                return Err(e(format!("classes[{i}]: no kernels")));
+            }
+            classes.push(ClassCost { name: name.into(), capacity: capacity as u32, cpus, kernels });
+        }
+        Ok(CostModel {
+            cpu_model: s("cpu_model")?,
+            topology: s("topology")?,
+            source: s("source")?,
+            cache: CacheSizes { l1d: cnum("l1d"), l2: cnum("l2"), l3: cnum("l3") },
+            classes,
+        })
+    }
+}
+
+pub const PROFILE_FORMAT: &str = "asymo-profile/1";
+
+/// Least-squares fit of `t = a·flops + b·bytes + c` with `a, b, c ≥ 0` (the best non-negative fit over the subsets
+/// of terms). Needs at least 3 samples.
+pub fn fit(samples: &[(TaskShape, f64)]) -> Result<Coeffs, CostError> {
+    if samples.len() < 3 {
+        return Err(CostError(format!("need at least 3 timed runs to fit, got {}", samples.len())));
+    }
+    if samples.iter().any(|(_, t)| !t.is_finite() || *t < 0.0) {
+        return Err(CostError("a timing is negative or not finite".into()));
+    }
+    // Columns scaled to comparable magnitudes for a well-conditioned solve.
+    let sf = samples.iter().map(|(s, _)| s.flops()).fold(0.0, f64::max).max(1.0);
+    let sb = samples.iter().map(|(s, _)| s.bytes()).fold(0.0, f64::max).max(1.0);
+    let st = samples.iter().map(|(_, t)| *t).fold(0.0, f64::max).max(1e-12);
+    let rows: Vec<([f64; 3], f64)> =
+        samples.iter().map(|(s, t)| ([s.flops() / sf, s.bytes() / sb, 1.0], t / st)).collect();
+    let mean = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+    let sst: f64 = rows.iter().map(|r| (r.1 - mean).powi(2)).sum();
+    let mut best: Option<([f64; 3], f64)> = None;
+    for mask in 1u8..8 {
+        let cols: Vec<usize> = (0..3).filter(|i| mask & (1 << i) != 0).collect();
+        if !cols.iter().any(|&c| c < 2) {
+            continue; // a constant alone is no model
+        }
+        let Some(x) = solve_ls(&rows, &cols) else { continue };
+        if x.iter().any(|&v| v < 0.0) {
+            continue;
+        }
+        let mut full = [0.0; 3];
+        for (i, &c) in cols.iter().enumerate() {
+            full[c] = x[i];
+        }
+        let sse: f64 = rows.iter().map(|(r, t)| (r[0] * full[0] + r[1] * full[1] + r[2] * full[2] - t).powi(2)).sum();
+        if best.as_ref().is_none_or(|b| sse < b.1 * (1.0 - 1e-12)) {
+            best = Some((full, sse));
+        }
+    }
+    let (x, sse) = best.ok_or_else(|| CostError("no non-negative fit (timings do not grow with work)".into()))?;
+    let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 1.0 };
+    Ok(Coeffs { a: x[0] * st / sf, b: x[1] * st / sb, c: x[2] * st, r2, samples: samples.len() })
+}
+
+/// Solve the normal equations for the given columns (Gaussian elimination with partial pivoting).
+fn solve_ls(rows: &[([f64; 3], f64)], cols: &[usize]) -> Option<Vec<f64>> {
+    let n = cols.len();
+    let mut m = vec![vec![0.0; n + 1]; n];
+    for (r, t) in rows {
+        for i in 0..n {
+            for j in 0..n {
+                m[i][j] += r[cols[i]] * r[cols[j]];
+            }
+            m[i][n] += r[cols[i]] * t;
+        }
+    }
+    for i in 0..n {
+        let p = (i..n).max_by(|&a, &b| m[a][i].abs().total_cmp(&m[b][i].abs()))?;
+        if m[p][i].abs() < 1e-12 {
+            return None;
+        }
+        m.swap(i, p);
+        let pivot = m[i].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != i {
+                let f = row[i] / pivot[i];
+                for (x, &y) in row.iter_mut().zip(&pivot).skip(i) {
+                    *x -= f * y;
+                }
+            }
+        }
+    }
+    Some((0..n).map(|i| m[i][n] / m[i][i]).collect())
+}
+
+/// Options of a calibration run.
+pub struct CalibrationOptions<'a> {
+    /// Total wall-time budget (all classes and kinds).
+    pub budget: Duration,
+    pub kinds: Vec<KernelKind>,
+    /// Measure only the fastest class and derive the others from declared capacities (declared topologies).
+    pub scale_by_capacity: bool,
+    /// Progress lines (the profile tool prints them).
+    pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// Largest task shape to time (bounds memory and time per run); `None` = the built-in ladder.
+    pub max_flops: Option<f64>,
+    /// Where cache sizes are read (`<root>/devices/system/cpu/cpuN/cache`).
+    pub sysfs_root: PathBuf,
+}
+
+impl Default for CalibrationOptions<'_> {
+    fn default() -> Self {
+        CalibrationOptions {
+            budget: Duration::from_millis(100),
+            kinds: vec![KernelKind::Gemm],
+            scale_by_capacity: false,
+            progress: None,
+            max_flops: None,
+            sysfs_root: PathBuf::from("/sys"),
+        }
+    }
+}
+
+/// Shapes timed by calibration, small to large, mixing compute-heavy and bandwidth-heavy blocks so the flops and
+/// bytes terms are separable.
+pub fn calibration_shapes(kind: KernelKind) -> Vec<TaskShape> {
+    let dims: &[(usize, usize, usize)] = match kind {
+        KernelKind::Gemv => {
+            &[(1, 64, 64), (1, 256, 128), (1, 128, 512), (1, 512, 256), (1, 1024, 512), (1, 512, 1024), (1, 2048, 512)]
+        }
+        _ => &[
+            (8, 16, 16),
+            (4, 128, 64),
+            (16, 32, 128),
+            (32, 64, 32),
+            (2, 512, 128),
+            (64, 64, 64),
+            (16, 256, 64),
+            (48, 96, 144),
+            (8, 512, 256),
+            (96, 128, 128),
+            (64, 256, 192),
+            (128, 192, 256),
+        ],
+    };
+    dims.iter().map(|&(m, n, k)| TaskShape::new(kind, m, n, k)).collect()
+}
+
+/// Time `workload` on a thread pinned to the first CPU of each class (or only the fastest, see
+/// [`CalibrationOptions::scale_by_capacity`]) and fit per class and kind. Each shape is run once to warm up, then
+/// timed up to three times (the minimum is kept), until the class's share of the budget is spent.
+pub fn calibrate(
+    topo: &Topology,
+    opts: &CalibrationOptions<'_>,
+    workload: &(dyn Fn(&TaskShape) + Sync),
+) -> Result<CostModel, CostError> {
+    let measured: Vec<usize> = if opts.scale_by_capacity { vec![0] } else { (0..topo.classes.len()).collect() };
+    let per_run = opts.budget / (measured.len() * opts.kinds.len()).max(1) as u32;
+    let mut classes: Vec<ClassCost> = topo
+        .classes
+        .iter()
+        .map(|c| ClassCost {
+            name: c.name.clone(),
+            capacity: c.capacity,
+            cpus: c.cpus.clone(),
+            kernels: BTreeMap::new(),
+        })
+        .collect();
+    for &ci in &measured {
+        let cpu = topo.classes[ci].cpus[0];
+        for &kind in &opts.kinds {
+            let shapes: Vec<TaskShape> = calibration_shapes(kind)
+                .into_iter()
+                .filter(|s| opts.max_flops.is_none_or(|m| s.flops() <= m))
+                .collect();
+            let samples = std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let pinned = topology::pin_current_thread(cpu);
+                    time_shapes(&shapes, per_run, workload).map(|s| (s, pinned))
+                })
+                .join()
+                .map_err(|_| CostError(format!("the calibration workload panicked on CPU {cpu}")))
+            })?;
+            let (samples, pinned) = samples?;
+            let co = fit(&samples)
+                .map_err(|e| CostError(format!("class {} ({}): {}", topo.classes[ci].name, kind.as_str(), e.0)))?;
+            if let Some(p) = opts.progress {
+                p(&format!(
+                    "class {} cpu {}{}: {} {} runs, {:.2} GFLOP/s, a={:.3e} b={:.3e} c={:.3e} R²={:.3}",
+                    topo.classes[ci].name,
+                    cpu,
+                    if pinned { "" } else { " (not pinned)" },
+                    kind.as_str(),
+                    samples.len(),
+                    1e-9 / co.a.max(1e-30),
+                    co.a,
+                    co.b,
+                    co.c,
+                    co.r2
+                ));
+            }
+            classes[ci].kernels.insert(kind, co);
+        }
+    }
+    if opts.scale_by_capacity {
+        let reference = classes[0].kernels.clone();
+        let cap0 = topo.classes[0].capacity.max(1) as f64;
+        for (ci, cc) in classes.iter_mut().enumerate().skip(1) {
+            let f = cap0 / topo.classes[ci].capacity.max(1) as f64;
+            cc.kernels = reference.iter().map(|(k, co)| (*k, co.scaled(f))).collect();
+        }
+    }
+    Ok(CostModel {
+        cpu_model: topology::cpu_model(),
+        topology: topo.fingerprint(),
+        source: if opts.scale_by_capacity { "quick+declared".into() } else { "quick".into() },
+        cache: topology::cache_sizes(&opts.sysfs_root, topo.classes[0].cpus[0]),
+        classes,
+    })
+}
+
+fn time_shapes(
+    shapes: &[TaskShape],
+    budget: Duration,
+    workload: &(dyn Fn(&TaskShape) + Sync),
+) -> Result<Vec<(TaskShape, f64)>, CostError> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    for s in shapes {
+        if start.elapsed() >= budget && out.len() >= 4 {
+            break;
+        }
+        workload(s); // warm-up: caches, page faults, lazy buffers
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            workload(s);
+            best = best.min(t.elapsed().as_secs_f64());
+            if start.elapsed() >= budget {
+                break;
+            }
+        }
+        out.push((*s, best));
+    }
+    Ok(out)
+}
+
+/// Where cached quick calibrations live: `$ASYMO_EP_CACHE_DIR`, `$XDG_CACHE_HOME/asymo-ep`, `~/.cache/asymo-ep`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("ASYMO_EP_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("asymo-ep"));
+    }
+    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".cache/asymo-ep"))
+}
+
+/// The cache file of a calibration for this CPU model and topology.
+pub fn cache_file(dir: &Path, cpu_model: &str, topo: &Topology, declared: bool) -> PathBuf {
+    let key = format!("{cpu_model}|{}|{}", topo.fingerprint(), if declared { "declared" } else { "measured" });
+    dir.join(format!("profile-{:016x}.json", fnv1a(key.as_bytes())))
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+}
+
+/// The quick path: load the cached calibration for this machine, or calibrate (≈ `opts.budget`) and cache it.
+/// A cache file that is unreadable, corrupt or for another topology is replaced (the cache is ours); a cache
+/// directory that cannot be written only costs a calibration per process. Returns the model and whether it
+/// came from the cache.
+pub fn load_or_calibrate(
+    topo: &Topology,
+    cache_dir: Option<&Path>,
+    opts: &CalibrationOptions<'_>,
+    workload: &(dyn Fn(&TaskShape) + Sync),
+) -> Result<(CostModel, bool), CostError> {
+    let model = topology::cpu_model();
+    let file = cache_dir.map(|d| cache_file(d, &model, topo, opts.scale_by_capacity));
+    if let Some(f) = &file {
+        if f.exists() {
+            match CostModel::load(f).and_then(|m| m.bind(topo)) {
+                Ok(m) if m.topology == topo.fingerprint() && m.cpu_model == model => return Ok((m, true)),
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(p) = opts.progress {
+                        p(&format!("ignoring cached calibration: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    let m = calibrate(topo, opts, workload)?;
+    if let Some(f) = &file {
+        if let Err(e) = m.save(f) {
+            if let Some(p) = opts.progress {
+                p(&format!("could not cache the calibration: {e}"));
+            }
+        }
+    }
+    Ok((m, false))
+}
+
+/// A minimal JSON reader/writer for profiles (objects keep key order).
+mod json {
+    #[derive(Clone, Debug, PartialEq)]
+    pub(super) enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub(super) fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(kv) => kv.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+        pub(super) fn as_str(&self) -> Option<&str> {
+            if let Value::Str(s) = self {
+                Some(s)
+            } else {
+                None
+            }
+        }
+        pub(super) fn as_f64(&self) -> Option<f64> {
+            if let Value::Num(x) = self {
+                Some(*x)
+            } else {
+                None
+            }
+        }
+        pub(super) fn as_arr(&self) -> Option<&[Value]> {
+            if let Value::Arr(a) = self {
+                Some(a)
+            } else {
+                None
+            }
+        }
+        pub(super) fn as_obj(&self) -> Option<&[(String, Value)]> {
+            if let Value::Obj(o) = self {
+                Some(o)
+            } else {
+                None
+            }
+        }
+
+        pub(super) fn to_string_pretty(&self) -> String {
+            let mut s = String::new();
+            self.write(&mut s, 0);
+            s
+        }
+
+        fn write(&self, out: &mut String, indent: usize) {
+            let pad = |n: usize| "  ".repeat(n);
+            match self {
+                Value::Null => out.push_str("null"),
+                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                Value::Num(x) => {
+                    if x.is_finite() {
+                        if x.fract() == 0.0 && x.abs() < 1e15 {
+                            out.push_str(&format!("{}", *x as i64));
+                        } else if x.abs() >= 1e-3 && x.abs() < 1e15 {
+                            out.push_str(&format!("{x}"));
+                        } else {
+                            out.push_str(&format!("{x:e}"));
+                        }
+                    } else {
+                        out.push_str("null");
+                    }
+                }
+                Value::Str(s) => write_str(out, s),
+                Value::Arr(a) => {
+                    let simple = a.iter().all(|v| matches!(v, Value::Num(_) | Value::Str(_) | Value::Bool(_)));
+                    out.push('[');
+                    for (i, v) in a.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        if simple {
+                            if i > 0 {
+                                out.push(' ');
+                            }
+                        } else {
+                            out.push('\n');
+                            out.push_str(&pad(indent + 1));
+                        }
+                        v.write(out, indent + 1);
+                    }
+                    if !simple && !a.is_empty() {
+                        out.push('\n');
+                        out.push_str(&pad(indent));
+                    }
+                    out.push(']');
+                }
+                Value::Obj(kv) => {
+                    out.push('{');
+                    for (i, (k, v)) in kv.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push('\n');
+                        out.push_str(&pad(indent + 1));
+                        write_str(out, k);
+                        out.push_str(": ");
+                        v.write(out, indent + 1);
+                    }
+                    if !kv.is_empty() {
+                        out.push('\n');
+                        out.push_str(&pad(indent));
+                    }
+                    out.push('}');
+                }
+            }
+        }
+    }
+
+    fn write_str(out: &mut String, s: &str) {
+        out.push('"');
+        for ch in s.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    /// Parse a JSON document; the error says what was expected and at which line:column.
+    pub(super) fn parse(s: &str) -> Result<Value, String> {
+        let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0 };
+        p.ws();
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.b.len() {
+            return Err(p.err("trailing characters after the JSON value"));
+        }
+        Ok(v)
+    }
+
+    struct Parser<'a> {
+        b: &'a [u8],
+        i: usize,
+        depth: usize,
+    }
+
+    impl Parser<'_> {
+        fn err(&self, what: &str) -> String {
+            let before = &self.b[..self.i.min(self.b.len())];
+            let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
+            format!("invalid JSON at line {line}, column {col}: {what}")
+        }
+        fn ws(&mut self) {
+            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+                self.i += 1;
+            }
+        }
+        fn eat(&mut self, c: u8) -> bool {
+            self.ws();
+            if self.b.get(self.i) == Some(&c) {
+                self.i += 1;
+                true
+            } else {
+                false
+            }
+        }
+        fn value(&mut self) -> Result<Value, String> {
+            self.ws();
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err(self.err("nesting too deep"));
+            }
+            let v = match self.b.get(self.i) {
+                None => Err(self.err("unexpected end of input")),
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut kv = Vec::new();
+                    if !self.eat(b'}') {
+                        loop {
+                            self.ws();
+                            let k = self.string()?;
+                            if !self.eat(b':') {
+                                return Err(self.err("expected ':'"));
+                            }
+                            kv.push((k, self.value()?));
+                            if self.eat(b'}') {
+                                break;
+                            }
+                            if !self.eat(b',') {
+                                return Err(self.err("expected ',' or '}'"));
+                            }
+                        }
+                    }
+                    Ok(Value::Obj(kv))
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut a = Vec::new();
+                    if !self.eat(b']') {
+                        loop {
+                            a.push(self.value()?);
+                            if self.eat(b']') {
+                                break;
+                            }
+                            if !self.eat(b',') {
+                                return Err(self.err("expected ',' or ']'"));
+                            }
+                        }
+                    }
+                    Ok(Value::Arr(a))
+                }
+                Some(b'"') => self.string().map(Value::Str),
+                Some(b't') if self.b[self.i..].starts_with(b"true") => {
+                    self.i += 4;
+                    Ok(Value::Bool(true))
+                }
+                Some(b'f') if self.b[self.i..].starts_with(b"false") => {
+                    self.i += 5;
+                    Ok(Value::Bool(false))
+                }
+                Some(b'n') if self.b[self.i..].starts_with(b"null") => {
+                    self.i += 4;
+                    Ok(Value::Null)
+                }
+                Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                    let st = self.i;
+                    while self.i < self.b.len()
+                        && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    {
+                        self.i += 1;
+                    }
+                    let t = std::str::from_utf8(&self.b[st..self.i]).unwrap_or("");
+                    t.parse::<f64>().map(Value::Num).map_err(|_| {
+                        self.i = st;
+                        self.err(&format!("bad number {t:?}"))
+                    })
+                }
+                Some(_) => Err(self.err("expected a value")),
+            };
+            self.depth -= 1;
+            v
+        }
+        fn string(&mut self) -> Result<String, String> {
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(self.err("expected a string"));
+            }
+            self.i += 1;
+            let mut out = Vec::new();
+            loop {
+                match self.b.get(self.i) {
+                    None => return Err(self.err("unterminated string")),
+                    Some(b'"') => {
+                        self.i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        let esc = self.b.get(self.i + 1).copied();
+                        self.i += 2;
+                        match esc {
+                            Some(b'"') => out.push(b'"'),
+                            Some(b'\\') => out.push(b'\\'),
+                            Some(b'/') => out.push(b'/'),
+                            Some(b'n') => out.push(b'\n'),
+                            Some(b't') => out.push(b'\t'),
+                            Some(b'r') => out.push(b'\r'),
+                            Some(b'b') => out.push(8),
+                            Some(b'f') => out.push(12),
+                            Some(b'u') => {
+                                let hex = self.b.get(self.i..self.i + 4).and_then(|h| std::str::from_utf8(h).ok());
+                                let cp = hex
+                                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                    .ok_or_else(|| self.err("bad \\u escape"))?;
+                                self.i += 4;
+                                let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                                out.extend_from_slice(ch.to_string().as_bytes());
+                            }
+                            _ => return Err(self.err("bad escape")),
+                        }
+                    }
+                    Some(&c) => {
+                        out.push(c);
+                        self.i += 1;
+                    }
+                }
+            }
+            String::from_utf8(out).map_err(|_| self.err("string is not UTF-8"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synth(a: f64, b: f64, c: f64, noise: f64) -> Vec<(TaskShape, f64)> {
+        let mut x = 12345u64;
+        calibration_shapes(KernelKind::Gemm)
+            .into_iter()
+            .map(|s| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0; // [-1, 1)
+                let t = a * s.flops() + b * s.bytes() + c;
+                (s, t * (1.0 + noise * r))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fit_recovers_synthetic_coefficients() {
+        let (a, b, c) = (1.0 / 30e9, 1.0 / 8e9, 2e-6);
+        let co = fit(&synth(a, b, c, 0.0)).unwrap();
+        assert!((co.a / a - 1.0).abs() < 1e-6, "{co:?}");
+        assert!((co.b / b - 1.0).abs() < 1e-6, "{co:?}");
+        assert!((co.c / c - 1.0).abs() < 1e-6, "{co:?}");
+        assert!(co.r2 > 0.999999);
+        // With 3% noise the flops term, which dominates, stays close and R² stays high.
+        let co = fit(&synth(a, b, c, 0.03)).unwrap();
+        assert!((co.a / a - 1.0).abs() < 0.1, "{co:?}");
+        assert!(co.r2 > 0.99, "{co:?}");
+        assert!(co.a >= 0.0 && co.b >= 0.0 && co.c >= 0.0);
+    }
+
+    #[test]
+    fn fit_clamps_to_non_negative() {
+        // Pure compute: b must come out 0, not negative.
+        let data = synth(1e-10, 0.0, 0.0, 0.0);
+        let co = fit(&data).unwrap();
+        assert!(co.b >= 0.0 && co.c >= 0.0 && co.a > 0.0);
+        let pred: f64 = co.predict(&data[5].0);
+        assert!((pred / data[5].1 - 1.0).abs() < 1e-6);
+        assert!(fit(&data[..2]).unwrap_err().0.contains("at least 3"));
+    }
+
+    fn fake_topo() -> Topology {
+        Topology::parse_override("0:1024,1:512").unwrap()
+    }
+
+    #[test]
+    fn json_round_trip_and_errors() {
+        let topo = fake_topo();
+        let mut m = CostModel::from_capacities(&topo);
+        m.cpu_model = "Test \"CPU\" \\ 1".into();
+        m.cache = CacheSizes { l1d: 32768, l2: 1 << 20, l3: 0 };
+        m.classes[1].kernels.insert(KernelKind::Conv, Coeffs { a: 1.5e-10, b: 3e-11, c: 1e-6, r2: 0.97, samples: 12 });
+        let text = m.to_json();
+        let back = CostModel::from_json(&text).unwrap();
+        assert_eq!(back.classes.len(), 2);
+        assert_eq!(back.cpu_model, m.cpu_model);
+        for (x, y) in back.classes.iter().zip(&m.classes) {
+            for (k, co) in &y.kernels {
+                let c2 = x.kernels[k];
+                assert!((c2.a / co.a - 1.0).abs() < 1e-12 && c2.samples == co.samples);
+            }
+        }
+        for (bad, what) in [
+            ("", "unexpected end"),
+            ("{", "expected a string"),
+            ("{\"format\": \"x\"}", "is not"),
+            ("{\"format\": \"asymo-profile/1\"}", "classes"),
+            ("[1, 2,]", "expected a value"),
+            ("{\"a\": 1} x", "trailing"),
+        ] {
+            let e = CostModel::from_json(bad).unwrap_err();
+            assert!(e.0.contains(what), "{bad:?}: {e}");
+        }
+        let bad = text.replace("\"gemm\"", "\"fft\"");
+        assert!(CostModel::from_json(&bad).unwrap_err().0.contains("unknown kernel kind \"fft\""));
+    }
+
+    #[test]
+    fn missing_profile_is_an_error_naming_the_file() {
+        let e = CostModel::load(Path::new("/nonexistent/asymo.json")).unwrap_err();
+        assert!(e.0.contains("/nonexistent/asymo.json"), "{e}");
+        let dir = tempdir("corrupt");
+        let p = dir.join("p.json");
+        std::fs::write(&p, "{\"format\": \"asymo-profile/1\", \"classes\": [}").unwrap();
+        let e = CostModel::load(&p).unwrap_err();
+        assert!(e.0.contains("p.json") && e.0.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn bind_checks_classes() {
+        let m = CostModel::from_capacities(&fake_topo());
+        let other = Topology::parse_override("0:1024,1:512,2:100").unwrap();
+        let e = m.clone().bind(&other).unwrap_err();
+        assert!(e.0.contains("no class \"prime\""), "{e}");
+        assert!(m.bind(&fake_topo()).is_ok());
+    }
+
+    pub(crate) fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "asymo-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A workload whose time is known: spin for a·flops + b·bytes + c.
+    fn spin_workload(a: f64, b: f64, c: f64) -> impl Fn(&TaskShape) + Sync {
+        move |s: &TaskShape| {
+            let want = Duration::from_secs_f64(a * s.flops() + b * s.bytes() + c);
+            let t = Instant::now();
+            while t.elapsed() < want {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    #[test]
+    fn calibrate_and_cache() {
+        let topo = Topology::detect(&Default::default()).unwrap();
+        let topo = topo.restrict(&[topo.cores[0].cpu]).unwrap();
+        // ≈ 2 GFLOP/s + 4 GB/s + 5 µs: the ladder takes a few ms.
+        let w = spin_workload(0.5e-9, 0.25e-9, 5e-6);
+        let dir = tempdir("cache");
+        let opts = CalibrationOptions { budget: Duration::from_millis(60), max_flops: Some(4e6), ..Default::default() };
+        let (m, cached) = load_or_calibrate(&topo, Some(&dir), &opts, &w).unwrap();
+        assert!(!cached);
+        let co = m.classes[0].kernels[&KernelKind::Gemm];
+        assert!(co.a > 0.0 && co.samples >= 4, "{co:?}");
+        let (m2, cached) = load_or_calibrate(&topo, Some(&dir), &opts, &w).unwrap();
+        assert!(cached);
+        assert_eq!(m2.classes[0].kernels[&KernelKind::Gemm].samples, co.samples);
+        // A corrupt cache file is replaced by a fresh calibration.
+        let f = cache_file(&dir, &topology::cpu_model(), &topo, false);
+        std::fs::write(&f, "garbage").unwrap();
+        let (_, cached) = load_or_calibrate(&topo, Some(&dir), &opts, &w).unwrap();
+        assert!(!cached);
+        assert!(CostModel::load(&f).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn declared_topology_scales_by_capacity() {
+        let topo = fake_topo();
+        let w = spin_workload(1e-9, 0.0, 2e-6);
+        let opts = CalibrationOptions {
+            budget: Duration::from_millis(30),
+            max_flops: Some(1e6),
+            scale_by_capacity: true,
+            ..Default::default()
+        };
+        let m = calibrate(&topo, &opts, &w).unwrap();
+        let s = TaskShape::new(KernelKind::Gemm, 64, 64, 64);
+        let r = m.predict(1, &s) / m.predict(0, &s);
+        assert!((r - 2.0).abs() < 1e-9, "{r}");
+    }
+}
