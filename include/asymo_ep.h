@@ -21,8 +21,26 @@
 /* Prefix of the session config keys the EP reads: "ep." + lowercased EP name + ".". */
 #define ASYMO_EP_OPTION_PREFIX "ep.asymoexecutionprovider."
 
-/* Option keys (values are strings). An unknown key or a bad value fails session creation. */
-#define ASYMO_EP_OPTION_LOG_PLAN "log_plan" /* "0" | "1": log each compiled node's plan at WARNING level */
+/* Option keys (values are strings). An unknown key or a bad value fails session creation with a message naming
+ * the key, the value and the accepted values. See README.md for defaults and details. */
+#define ASYMO_EP_OPTION_TOPOLOGY "topology"             /* "auto" | classes "cpus:capacity[,cpus:capacity...]" */
+#define ASYMO_EP_OPTION_CORES "cores"                   /* "all" | cpu list, e.g. "0,2-3" */
+#define ASYMO_EP_OPTION_SYSFS_ROOT "sysfs_root"         /* directory holding devices/system/cpu (default /sys) */
+#define ASYMO_EP_OPTION_PROFILE "profile"               /* JSON profile from asymo-profile */
+#define ASYMO_EP_OPTION_CALIBRATION_CACHE "calibration_cache" /* directory for cached quick calibrations */
+#define ASYMO_EP_OPTION_SCHEDULE "schedule"             /* "asymo" | "equal" */
+#define ASYMO_EP_OPTION_STEAL "steal"                   /* "1" | "0" */
+#define ASYMO_EP_OPTION_ADAPT "adapt"                   /* "1" | "0" */
+#define ASYMO_EP_OPTION_LOG_PLAN "log_plan"             /* "1" | "0" */
+#define ASYMO_EP_OPTION_SMT "smt"                       /* "1" | "0": a worker per hardware thread or per core */
+#define ASYMO_EP_OPTION_MIN_TASK_US "min_task_us"       /* tuning: smallest predicted task, microseconds */
+#define ASYMO_EP_OPTION_TASKS_PER_CORE "tasks_per_core" /* tuning: most tasks per core in a plan */
+#define ASYMO_EP_OPTION_SPIN_US "spin_us"               /* tuning: idle spin before parking, microseconds */
+#define ASYMO_EP_OPTION_MODE "mode"                     /* "latency" | "energy" */
+#define ASYMO_EP_OPTION_FREQ "freq"                     /* "off" | "auto" | "max" | frequency in kHz */
+#define ASYMO_EP_OPTION_FREQ_HOLD_MS "freq_hold_ms"     /* milliseconds frequencies stay set after a run */
+#define ASYMO_EP_OPTION_FREQ_BACKEND "freq_backend"     /* "auto" | "sysfs" | "uclamp" | "none" */
+#define ASYMO_EP_OPTION_FREQ_STATE_DIR "freq_state_dir" /* directory recording original frequency settings */
 
 #ifdef __cplusplus
 extern "C" {

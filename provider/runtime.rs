@@ -1,71 +1,44 @@
-//! The process-wide runtime shared by every EP instance (session): the executor that runs GEMM jobs and the per-run
-//! hooks. One per process, created on first use and dropped when the last EP releases it, so several sessions never
-//! oversubscribe the cores.
+//! What every EP instance (session) of the process shares: the AsyMo core (topology, cost model, partitioner,
+//! pinned worker pool, adaptation) and the frequency governor. Both are process-wide singletons held through `Arc`s
+//! by each EP and compute info; the last release joins the workers and restores CPU frequencies.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use parking_lot::Mutex;
+use asymo_ep_ffi::{Error, Result};
 
-use crate::ops::{Executor, SerialExecutor};
+use crate::asym::freq::{Governor, GovernorConfig, LogFn, LogLevel};
+use crate::asym::Runtime as AsymRuntime;
+use crate::options::EpConfig;
 
-/// Shared state of all sessions in this process.
-#[derive(Debug, Default)]
-pub struct Runtime {
-    executor: SerialExecutor,
-    active_runs: AtomicUsize,
+/// The process-wide pieces one EP uses.
+#[derive(Clone)]
+pub struct Shared {
+    pub asym: Arc<AsymRuntime>,
+    pub governor: Arc<Governor>,
 }
 
-static RUNTIME: Mutex<Weak<Runtime>> = Mutex::new(Weak::new());
-
-impl Runtime {
-    /// The process-wide runtime, created if no EP holds one.
-    pub fn acquire() -> Arc<Runtime> {
-        let mut slot = RUNTIME.lock();
-        if let Some(rt) = slot.upgrade() {
-            return rt;
-        }
-        let rt = Arc::new(Runtime::default());
-        *slot = Arc::downgrade(&rt);
-        rt
-    }
-
-    pub fn executor(&self) -> &dyn Executor {
-        &self.executor
-    }
-
-    /// Called at the start of every session Run (OnRunStart), concurrently from several threads.
-    pub fn run_start(&self) {
-        self.active_runs.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Called at the end of every session Run (OnRunEnd), also when the run failed.
-    pub fn run_end(&self) {
-        // Saturating: a stray end (ORT calling OnRunEnd without OnRunStart) must not wrap the counter.
-        let _ = self.active_runs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-
-    /// Runs currently between run_start and run_end.
-    pub fn active_runs(&self) -> usize {
-        self.active_runs.load(Ordering::Acquire)
+impl Shared {
+    /// The live runtime and governor for this configuration (created on first use).
+    pub fn acquire(cfg: &EpConfig) -> Result<Shared> {
+        let asym = AsymRuntime::shared(&cfg.asym).map_err(|e| Error::invalid_argument(format!("AsyMo core: {e}")))?;
+        let root = cfg.asym.topology.sysfs_root.clone().unwrap_or_else(|| PathBuf::from("/sys"));
+        let mut gc = GovernorConfig::new(root, stderr_log());
+        gc.backend = cfg.freq_backend;
+        gc.state_dir = cfg.freq_state_dir.clone();
+        let governor = Governor::shared(gc).map_err(|e| Error::invalid_argument(format!("frequency governor: {e}")))?;
+        Ok(Shared { asym, governor })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_runtime_while_held_and_hooks_balance() {
-        let a = Runtime::acquire();
-        let b = Runtime::acquire();
-        assert!(Arc::ptr_eq(&a, &b));
-        a.run_start();
-        b.run_start();
-        assert_eq!(a.active_runs(), 2);
-        a.run_end();
-        a.run_end();
-        a.run_end();
-        assert_eq!(a.active_runs(), 0);
-    }
+/// Process-wide components outlive any one session's ORT logger, so they log to stderr.
+fn stderr_log() -> LogFn {
+    Arc::new(|level, msg| {
+        let tag = match level {
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        };
+        eprintln!("[asymo-ep {tag}] {msg}");
+    })
 }

@@ -118,8 +118,20 @@ BAD_VALUES = {
     "steal": ["maybe"],
     "adapt": ["maybe"],
     "freq": ["abc"],
+    "topology": ["0-3", "fast"],
+    "sysfs_root": ["/nonexistent/sysfs"],
+    "calibration_cache": ["/proc/version"],
+    "smt": ["2"],
+    "min_task_us": ["0", "x"],
+    "tasks_per_core": ["0"],
+    "spin_us": ["-1"],
+    "freq_hold_ms": ["soon"],
+    "freq_backend": ["magic"],
+    "freq_state_dir": ["/proc/version"],
 }
-GOOD_VALUES = {"log_plan": ["0", "1"], "threads": ["1", "2"], "steal": ["0", "1"], "adapt": ["0", "1"]}
+GOOD_VALUES = {"log_plan": ["0", "1"], "threads": ["1", "2"], "steal": ["0", "1"], "adapt": ["0", "1"],
+               "schedule": ["asymo", "equal"], "cores": ["0", "all"], "freq": ["off", "max"], "mode": ["latency"],
+               "topology": ["auto", "0:1024,1:512"], "smt": ["0", "1"], "freq_backend": ["none", "auto"]}
 
 
 def test_declared_options_have_test_values():

@@ -77,6 +77,15 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, AsymError> {
     }
 }
 
+/// A directory option: non-empty, and not an existing non-directory (it is created on first use).
+pub fn directory_option(key: &str, v: &str) -> Result<PathBuf, AsymError> {
+    let p = PathBuf::from(v);
+    if v.is_empty() || (p.exists() && !p.is_dir()) {
+        return Err(AsymError::Config(format!("option {key}={v:?}: expected a directory (created if missing)")));
+    }
+    Ok(p)
+}
+
 fn parse_num<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T, AsymError> {
     v.trim().parse().map_err(|_| AsymError::Config(format!("option {key}={v:?}: expected {what}")))
 }
@@ -113,7 +122,7 @@ impl AsymConfig {
             }
             "sysfs_root" => self.topology.sysfs_root = Some(PathBuf::from(v)),
             "profile" => self.profile = if v.is_empty() { None } else { Some(PathBuf::from(v)) },
-            "calibration_cache" => self.cache_dir = Some(PathBuf::from(v)),
+            "calibration_cache" => self.cache_dir = Some(directory_option(key, v)?),
             "schedule" => {
                 self.partition.schedule = match v {
                     "asymo" => Schedule::Asymo,

@@ -120,6 +120,14 @@ impl Topology {
                 let t = Topology::from_sysfs(&root, live, opts.one_thread_per_core)?;
                 match t {
                     Some(t) => t,
+                    // A root the user named must describe CPUs; only the live /sys may lack them (containers).
+                    None if !live => {
+                        return Err(TopologyError(format!(
+                            "sysfs_root {}: no CPUs under {}",
+                            root.display(),
+                            root.join("devices/system/cpu").display()
+                        )))
+                    }
                     None => Topology::symmetric(&online_fallback()),
                 }
             }

@@ -414,6 +414,21 @@ fn unravel(mut flat: usize, dims: &[usize], out: &mut [usize]) {
     }
 }
 
+/// Register-tile and cache-block sizes of the selected micro-kernel; partitioners align block edges to `mr`/`nr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileInfo {
+    pub mr: usize,
+    pub nr: usize,
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+}
+
+/// Tile geometry of the kernel in use.
+pub fn tile_info() -> TileInfo {
+    TileInfo { mr: 4, nr: 16, kc: 256, mc: 64, nc: 1024 }
+}
+
 /// Name of the kernel implementation in use (reported in the EP device metadata).
 pub fn isa_name() -> &'static str {
     "portable"

@@ -206,6 +206,20 @@ impl Conv {
         Ok(Conv { attrs, const_w, const_b: node.constant(2) })
     }
 
+    pub(super) fn describe(&self) -> String {
+        let a = &self.attrs;
+        format!(
+            "Conv group={} auto_pad={:?} strides={:?} dilations={:?} pads={:?}, W {}, bias {}",
+            a.group,
+            a.auto_pad,
+            a.strides,
+            a.dilations,
+            a.pads,
+            self.const_w.as_ref().map_or("dynamic".to_string(), |(s, _)| format!("constant {s:?} packed per group")),
+            self.const_b.as_ref().map_or("dynamic or absent".to_string(), |_| "constant".to_string())
+        )
+    }
+
     fn shape(&self, x: &[usize], w: &[usize]) -> Result<ConvShape> {
         let a = &self.attrs;
         let bad = |what: String| Error::invalid_argument(format!("Conv X {} W {}: {what}", fmt_shape(x), fmt_shape(w)));

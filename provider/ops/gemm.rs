@@ -118,6 +118,20 @@ impl Gemm {
         })
     }
 
+    pub(super) fn describe(&self) -> String {
+        let operand = |c: Option<&Vec<usize>>| c.map_or("dynamic".to_string(), |s| format!("constant {s:?} packed"));
+        format!(
+            "Gemm transA={} transB={} alpha={} beta={}, A {}, B {}, C {}",
+            self.trans_a as i32,
+            self.trans_b as i32,
+            self.alpha,
+            self.beta,
+            operand(self.const_a.as_ref().map(|(s, _)| s)),
+            operand(self.const_b.as_ref().map(|(s, _)| s)),
+            self.const_c.as_ref().map_or("dynamic or absent".to_string(), |c| format!("constant {:?}", c.shape))
+        )
+    }
+
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],

@@ -138,6 +138,13 @@ impl MatMul {
         Ok(MatMul { const_b })
     }
 
+    pub(super) fn describe(&self) -> String {
+        match &self.const_b {
+            Some(c) => format!("MatMul, constant B {:?} packed ({} matrices)", c.shape, c.packed.len()),
+            None => "MatMul, dynamic B".to_string(),
+        }
+    }
+
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],

@@ -201,11 +201,56 @@ impl OpPlan {
 
     /// A one-line description of the lowering, for `log_plan`.
     pub fn describe(&self) -> String {
-        match &self.op {
-            Op::MatMul(op) => format!("{}: {op:?}", self.node_name),
-            Op::Gemm(op) => format!("{}: {op:?}", self.node_name),
-            Op::Conv(op) => format!("{}: {op:?}", self.node_name),
+        let what = match &self.op {
+            Op::MatMul(op) => op.describe(),
+            Op::Gemm(op) => op.describe(),
+            Op::Conv(op) => op.describe(),
+        };
+        format!("{}: {what}", self.node_name)
+    }
+}
+
+/// The GEMM work of a node from its declared shapes (unknown dims count as 1), for the model's data-reuse profile.
+pub fn gemm_work(node: &NodeDesc) -> Option<crate::asym::reuse::GemmWork> {
+    let dims = |i: usize| -> Option<Vec<usize>> {
+        node.input(i)?.shape.as_ref().map(|s| s.iter().map(|&d| if d > 0 { d as usize } else { 1 }).collect())
+    };
+    let out_dims = || -> Option<Vec<usize>> {
+        node.outputs
+            .first()?
+            .as_ref()?
+            .shape
+            .as_ref()
+            .map(|s| s.iter().map(|&d| if d > 0 { d as usize } else { 1 }).collect())
+    };
+    use crate::asym::reuse::GemmWork;
+    match node.op_type.as_str() {
+        "MatMul" => {
+            let (a, b) = (dims(0)?, dims(1)?);
+            let s = matmul::matmul_shape(&a, &b).ok()?;
+            Some(GemmWork { m: s.m, n: s.n, k: s.k, count: numel(&s.out_batch).max(1) })
         }
+        "Gemm" => {
+            let (a, b) = (dims(0)?, dims(1)?);
+            let ta = node.attr_int("transA", 0).ok()? != 0;
+            let tb = node.attr_int("transB", 0).ok()? != 0;
+            let (m, k) = if ta { (*a.get(1)?, *a.first()?) } else { (*a.first()?, *a.get(1)?) };
+            let n = if tb { *b.first()? } else { *b.get(1)? };
+            Some(GemmWork::gemm(m, n, k))
+        }
+        "Conv" => {
+            let w = dims(1)?;
+            let group = node.attr_int("group", 1).ok()?.max(1) as usize;
+            let x = dims(0).unwrap_or_default();
+            let batch = x.first().copied().unwrap_or(1);
+            let out_size = match out_dims() {
+                Some(y) if y.len() > 2 => numel(&y[2..]),
+                _ => x.get(2..).map(numel).unwrap_or(1),
+            };
+            let (m, k) = (w.first()? / group, numel(&w[1..]));
+            Some(GemmWork { m, n: out_size, k, count: batch * group })
+        }
+        _ => None,
     }
 }
 

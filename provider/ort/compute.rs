@@ -9,8 +9,8 @@ use asymo_ep_ffi::{
 };
 
 use super::{status_of, value_of, write_out};
+use crate::asym::Runtime as AsymRuntime;
 use crate::ops::{OpPlan, OutputAlloc, TensorView};
-use crate::runtime::Runtime;
 
 /// `table` must stay the first field: ORT hands us `*mut OrtNodeComputeInfo`, which we cast back.
 #[repr(C)]
@@ -24,7 +24,7 @@ pub(crate) struct ComputeInfo {
     input_map: Vec<Option<usize>>,
     /// For each output of the original node: its index among the fused node's outputs.
     output_map: Vec<Option<usize>>,
-    runtime: Arc<Runtime>,
+    runtime: Arc<AsymRuntime>,
 }
 
 impl ComputeInfo {
@@ -34,7 +34,7 @@ impl ComputeInfo {
         fused_name: String,
         input_map: Vec<Option<usize>>,
         output_map: Vec<Option<usize>>,
-        runtime: Arc<Runtime>,
+        runtime: Arc<AsymRuntime>,
     ) -> Box<Self> {
         Box::new(ComputeInfo {
             table: OrtNodeComputeInfo {
@@ -89,7 +89,7 @@ impl ComputeInfo {
         let inputs: Vec<Option<TensorView<'_>>> =
             shapes.iter().zip(&datas).map(|(shape, data)| data.map(|data| TensorView { shape, data })).collect();
         let mut outputs = KernelOutputs { api: self.api, ctx, map: &self.output_map };
-        self.plan.run(&inputs, &mut outputs, self.runtime.executor())
+        self.plan.run(&inputs, &mut outputs, &*self.runtime)
     }
 }
 

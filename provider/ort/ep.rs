@@ -1,7 +1,8 @@
 //! `OrtEp`: one per session. Claims nodes (GetCapability), compiles them (Compile) and hosts the run hooks.
 
 use core::ffi::{c_char, c_int};
-use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 
 use asymo_ep_ffi::sys::{OrtGraph, OrtLogger, OrtNode, OrtRunOptions};
 use asymo_ep_ffi::{
@@ -12,9 +13,12 @@ use asymo_ep_ffi::{
 use super::compute::ComputeInfo;
 use super::graph::describe_node;
 use super::{status_of, value_of, write_out, EP_NAME};
-use crate::ops::{check_support, OpPlan};
+use crate::asym::energy;
+use crate::asym::freq::{GovMode, RunPlan};
+use crate::asym::reuse::ReuseAccumulator;
+use crate::ops::{check_support, gemm_work, OpPlan};
 use crate::options::EpConfig;
-use crate::runtime::Runtime;
+use crate::runtime::Shared;
 
 /// Our EP. `table` must stay the first field: ORT hands us `*mut OrtEp`, which we cast back.
 #[repr(C)]
@@ -24,7 +28,11 @@ pub(crate) struct Ep {
     /// The session logger (valid for the session's lifetime).
     logger: *const OrtLogger,
     config: EpConfig,
-    runtime: Arc<Runtime>,
+    shared: Shared,
+    /// The model's GEMM work so far (all Compile calls of this session), for its data-reuse profile.
+    reuse: Mutex<ReuseAccumulator>,
+    /// What the governor does at each run, set at Compile.
+    freq_plan: RwLock<RunPlan>,
 }
 
 // SAFETY: the logger pointer is only passed back to ORT's thread-safe logging API; all other fields are Sync/Send.
@@ -35,6 +43,7 @@ unsafe impl Sync for Ep {}
 impl Ep {
     pub(crate) fn new(api: &'static Api, entries: &[(String, String)], logger: *const OrtLogger) -> Result<Box<Self>> {
         let config = EpConfig::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let shared = Shared::acquire(&config)?;
         Ok(Box::new(Ep {
             table: OrtEp {
                 ort_version_supported: ORT_VERSION_SUPPORTED,
@@ -67,7 +76,9 @@ impl Ep {
             api,
             logger,
             config,
-            runtime: Runtime::acquire(),
+            shared,
+            reuse: Mutex::new(ReuseAccumulator::default()),
+            freq_plan: RwLock::new(RunPlan::inert("no compiled nodes")),
         }))
     }
 
@@ -126,12 +137,19 @@ impl Ep {
             return Err(Error::invalid_argument("Compile: null arrays"));
         }
         let mut built: Vec<Box<ComputeInfo>> = Vec::with_capacity(count);
+        let mut reuse = self.reuse.lock();
         for i in 0..count {
             // SAFETY: i < count entries in both arrays (caller contract).
             let (graph, fused) = unsafe { (*graphs.add(i), *fused_nodes.add(i)) };
             // SAFETY: graph and fused node are live for this call.
-            built.push(unsafe { self.compile_one(graph, fused) }?);
+            let (info, work) = unsafe { self.compile_one(graph, fused) }?;
+            if let Some(work) = work {
+                reuse.add(work);
+            }
+            built.push(info);
         }
+        self.plan_frequencies(&reuse)?;
+        drop(reuse);
         for (i, info) in built.into_iter().enumerate() {
             // SAFETY: i < count slots; ORT returns each info through ReleaseNodeComputeInfos.
             unsafe {
@@ -146,7 +164,11 @@ impl Ep {
 
     /// # Safety
     /// `graph` and `fused` are live for this call.
-    unsafe fn compile_one(&self, graph: *const OrtGraph, fused: *const OrtNode) -> Result<Box<ComputeInfo>> {
+    unsafe fn compile_one(
+        &self,
+        graph: *const OrtGraph,
+        fused: *const OrtNode,
+    ) -> Result<(Box<ComputeInfo>, Option<crate::asym::reuse::GemmWork>)> {
         // SAFETY (all calls): graph, its nodes and the fused node are live for this callback.
         unsafe {
             let fused_name = self.api.node_name(fused)?;
@@ -190,8 +212,40 @@ impl Ep {
                 .collect::<Result<Vec<_>>>()?;
             let output_map =
                 desc.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
-            Ok(ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.runtime.clone()))
+            let work = gemm_work(&desc);
+            Ok((ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.shared.asym.clone()), work))
         }
+    }
+
+    /// The governor's plan for this model's data reuse (energy curves from the profile in `mode=energy`).
+    fn plan_frequencies(&self, reuse: &ReuseAccumulator) -> Result<()> {
+        let model = reuse.finish();
+        let curves = match (&self.config.asym.profile, self.config.freq.mode) {
+            (Some(path), GovMode::Energy) => {
+                energy::read_energy(path).map_err(|e| Error::invalid_argument(e.to_string()))?
+            }
+            _ => None,
+        };
+        let plan = self
+            .shared
+            .governor
+            .prepare(&self.config.freq, &model, curves.as_ref())
+            .map_err(|e| Error::invalid_argument(format!("frequency plan: {e}")))?;
+        if self.config.log_plan {
+            self.log(LogLevel::Warning, &format!("AsyMo EP model {model}; {}", plan.summary()));
+        }
+        *self.freq_plan.write() = plan;
+        Ok(())
+    }
+
+    fn run_start(&self) {
+        self.shared.asym.prewake();
+        self.shared.governor.run_start(&self.freq_plan.read());
+    }
+
+    fn run_end(&self) {
+        let token = self.freq_plan.read().token();
+        self.shared.governor.run_end(token);
     }
 }
 
@@ -267,7 +321,7 @@ unsafe extern "system" fn should_convert_data_layout(
 unsafe extern "system" fn on_run_start(this: *mut OrtEp, _run_options: *const OrtRunOptions) -> StatusPtr {
     status_of("OnRunStart", || {
         // SAFETY: `this` is our EP (shared across concurrent runs; run_start is thread-safe).
-        unsafe { Ep::from_ptr(this) }.runtime.run_start();
+        unsafe { Ep::from_ptr(this) }.run_start();
         Ok(())
     })
 }
@@ -279,7 +333,7 @@ unsafe extern "system" fn on_run_end(
 ) -> StatusPtr {
     status_of("OnRunEnd", || {
         // SAFETY: as in on_run_start.
-        unsafe { Ep::from_ptr(this) }.runtime.run_end();
+        unsafe { Ep::from_ptr(this) }.run_end();
         Ok(())
     })
 }
