@@ -508,29 +508,71 @@ impl Api {
         let mut ti: *const sys::OrtTypeInfo = std::ptr::null();
         ort_call!(self, GetValueInfoTypeInfo(vi, &mut ti))?;
         if ti.is_null() {
-            return Ok(ValueType { elem_type: 0, shape: None });
+            return Ok(ValueType { elem_type: 0, shape: None, symbols: Vec::new() });
         }
         let mut tsi: *const sys::OrtTensorTypeAndShapeInfo = std::ptr::null();
         if ort_call!(self, CastTypeInfoToTensorInfo(ti, &mut tsi)).is_err() || tsi.is_null() {
-            return Ok(ValueType { elem_type: 0, shape: None });
+            return Ok(ValueType { elem_type: 0, shape: None, symbols: Vec::new() });
         }
         let mut elem: i32 = 0;
         // Read the C enum as its integer (see read_attr).
         ort_call!(self, GetTensorElementType(tsi, &mut elem as *mut i32 as *mut ONNXTensorElementDataType))?;
         // SAFETY: tsi is a live tensor info borrowed from the type info.
         let has_shape = unsafe { (self.ort.TensorTypeAndShape_HasShape)(tsi) };
+        let mut symbols = Vec::new();
         let shape = if has_shape {
             let mut rank = 0usize;
             ort_call!(self, GetDimensionsCount(tsi, &mut rank))?;
             let mut dims = vec![0i64; rank];
+            let mut names = vec![std::ptr::null::<c_char>(); rank];
             if rank > 0 {
                 ort_call!(self, GetDimensions(tsi, dims.as_mut_ptr(), rank))?;
+                ort_call!(self, GetSymbolicDimensions(tsi, names.as_mut_ptr(), rank))?;
             }
+            // SAFETY: ORT fills `rank` borrowed NUL-terminated names (empty for concrete dims), valid while the
+            // value info lives; we copy them.
+            symbols = names.into_iter().map(|p| unsafe { cstr_lossy(p) }).collect();
             Some(dims.into_iter().map(|d| if d < 0 { -1 } else { d }).collect())
         } else {
             None
         };
-        Ok(ValueType { elem_type: elem, shape })
+        Ok(ValueType { elem_type: elem, shape, symbols })
+    }
+
+    /// The nodes consuming a value, with the input index at which each consumes it (a node consuming it twice is
+    /// listed twice; an implicit input of a subgraph-holding node counts as a consumer).
+    ///
+    /// # Safety
+    /// `vi` must be a live `OrtValueInfo`.
+    pub unsafe fn value_consumers(&self, vi: *const OrtValueInfo) -> Result<Vec<(*const OrtNode, i64)>> {
+        let mut n = 0usize;
+        ort_call!(self, ValueInfo_GetValueNumConsumers(vi, &mut n))?;
+        let mut nodes = vec![std::ptr::null::<OrtNode>(); n];
+        let mut indices = vec![0i64; n];
+        if n > 0 {
+            ort_call!(self, ValueInfo_GetValueConsumers(vi, nodes.as_mut_ptr(), indices.as_mut_ptr(), n))?;
+        }
+        Ok(nodes.into_iter().zip(indices).collect())
+    }
+
+    /// Whether the value is an output of the graph it belongs to.
+    ///
+    /// # Safety
+    /// `vi` must be a live `OrtValueInfo`.
+    pub unsafe fn value_is_graph_output(&self, vi: *const OrtValueInfo) -> Result<bool> {
+        let mut b = false;
+        ort_call!(self, ValueInfo_IsGraphOutput(vi, &mut b))?;
+        Ok(b)
+    }
+
+    /// ORT's id of a node (unique within its graph).
+    ///
+    /// # Safety
+    /// `node` must be a live `OrtNode`.
+    pub unsafe fn node_id(&self, node: *const OrtNode) -> Result<usize> {
+        let mut id = 0usize;
+        ort_call!(self, Node_GetId(node, &mut id))?;
+        Ok(id)
     }
 
     /// Whether the value is a constant initializer of the graph it belongs to.
@@ -672,6 +714,8 @@ pub enum AttrValue {
 pub struct ValueType {
     pub elem_type: i32,
     pub shape: Option<Vec<i64>>,
+    /// Symbolic name of each dimension ("" for concrete or anonymous dims); empty when the rank is unknown.
+    pub symbols: Vec<String>,
 }
 
 /// A borrowed view of a tensor's type, shape and data.

@@ -30,7 +30,7 @@ OPTION_PREFIX = "ep.asymoexecutionprovider."
 HEAVY_OPS = ("MatMul", "Gemm", "Conv")
 # Op types besides HEAVY_OPS that our EP may legitimately claim (e.g. fused epilogues such as Relu, once the EP fuses
 # them). Empty for the foundation: everything else must stay on the CPU EP.
-EP_EXTRA_OPS: frozenset = frozenset()
+EP_EXTRA_OPS: frozenset = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Mul"})
 
 RTOL = 1e-4          # max abs error ≤ RTOL × max|expected| ...
 ATOL_FLOOR = 1e-6    # ... + this floor (for all-zero or tiny outputs)

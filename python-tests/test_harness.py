@@ -55,7 +55,7 @@ def test_check_placement_accepts_correct_split(strict):
 
 @pytest.mark.parametrize("assign,pattern", [
     ({E: [("c", "Conv")], C: [("g", "Gemm")]}, "left on the CPU EP"),
-    ({E: [("c", "Conv"), ("r", "Relu")]}, "unsupported op types"),
+    ({E: [("c", "Conv"), ("r", "Softmax")]}, "unsupported op types"),
     ({E: [("c", "Conv")], C: [("m", "MemcpyToHost")]}, "Memcpy"),
     ({"OtherEP": [("c", "Conv")]}, "unexpected EPs"),
     ({C: [("c", "Relu")]}, "expected ≥ 1"),

@@ -355,8 +355,23 @@ pub fn apply_epilogue(mut y: f32, i: usize, j: usize, ops: &[FusedOp<'_>]) -> f3
             FusedOp::AddScaled { src, beta } => y + beta * src.at(i, j),
             FusedOp::RowBias(b) => y + b[i],
             FusedOp::ColBias(b) => y + b[j],
-            FusedOp::Relu => y.max(0.0),
-            FusedOp::Clip { lo, hi } => y.max(lo).min(hi),
+            // Comparisons, not f32::max/min: NaN must propagate as in ORT's CPU EP.
+            FusedOp::Relu => {
+                if y < 0.0 {
+                    0.0
+                } else {
+                    y
+                }
+            }
+            FusedOp::Clip { lo, hi } => {
+                if y < lo {
+                    lo
+                } else if y > hi {
+                    hi
+                } else {
+                    y
+                }
+            }
             FusedOp::LeakyRelu(a) => {
                 if y < 0.0 {
                     a * y

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::kernels::{AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA};
 
 use super::exec::{Executor, GemmJob};
-use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
+use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AutoPad {
@@ -290,6 +290,7 @@ impl Conv {
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],
+        post: &Epilogue,
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
@@ -311,6 +312,7 @@ impl Conv {
                 )));
             }
         }
+        let post = post.bind(inputs, &s.out_shape)?;
         let y = out.output(0, &s.out_shape)?;
         if y.is_empty() {
             return Ok(());
@@ -341,10 +343,11 @@ impl Conv {
                 } else {
                     BOperand::Im2col(Im2col { input: x_grp, geometry: g })
                 };
-                let epilogue = match bias {
+                let mut epilogue = match bias {
                     Some(bv) => vec![FusedOp::RowBias(&bv.data[gi * mg..(gi + 1) * mg])],
                     None => Vec::new(),
                 };
+                epilogue.extend(post.ops((n * group + gi) * mg * p, mg, p));
                 jobs.push(GemmJob { a, b, c: MatMut::row_major(y_grp, mg, p), k: kg, epilogue });
             }
         }

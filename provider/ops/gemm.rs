@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::kernels::{AOperand, BOperand, FusedOp, MatMut, MatRef, PackedA, PackedB};
 
 use super::exec::{Executor, GemmJob};
-use super::{fmt_shape, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
+use super::{fmt_shape, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
 
 pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     if node.since_version < 7 {
@@ -135,6 +135,7 @@ impl Gemm {
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],
+        post: &Epilogue,
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
@@ -179,6 +180,7 @@ impl Gemm {
                 epilogue.push(FusedOp::AddScaled { src, beta: self.beta });
             }
         }
+        epilogue.extend(post.bind(inputs, &[m, n])?.ops(0, m, n));
         let y = out.output(0, &[m, n])?;
         if y.is_empty() {
             return Ok(());

@@ -3,7 +3,7 @@
 use crate::kernels::{AOperand, BOperand, MatMut, MatRef, PackedB};
 
 use super::exec::{Executor, GemmJob};
-use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, TensorView};
+use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, TensorView};
 
 pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     if node.inputs.len() != 2 || node.input(0).is_none() || node.input(1).is_none() {
@@ -148,6 +148,7 @@ impl MatMul {
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],
+        post: &Epilogue,
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
@@ -160,12 +161,9 @@ impl MatMul {
             (None, None) => return Err(Error::invalid_argument("MatMul input B is missing")),
         };
         let s = matmul_shape(a.shape, b_shape)?;
+        let post = post.bind(inputs, &s.out_shape)?;
         let y = out.output(0, &s.out_shape)?;
         if y.is_empty() {
-            return Ok(());
-        }
-        if s.k == 0 {
-            y.fill(0.0);
             return Ok(());
         }
         let (m, k, n) = (s.m, s.k, s.n);
@@ -185,19 +183,20 @@ impl MatMul {
                     b: b_operand(0),
                     c: MatMut::row_major(y, rows, n),
                     k,
-                    epilogue: Vec::new(),
+                    epilogue: post.ops(0, rows, n),
                 }]
             } else {
                 let a_idx = broadcast_indices(&s.out_batch, &s.a_batch);
                 let b_idx = broadcast_indices(&s.out_batch, &s.b_batch);
                 y.chunks_mut(m * n)
                     .zip(a_idx.iter().zip(&b_idx))
-                    .map(|(yc, (&ai, &bi))| GemmJob {
+                    .enumerate()
+                    .map(|(t, (yc, (&ai, &bi)))| GemmJob {
                         a: AOperand::View(MatRef::row_major(&a.data[ai * m * k..(ai + 1) * m * k], m, k)),
                         b: b_operand(bi),
                         c: MatMut::row_major(yc, m, n),
                         k,
-                        epilogue: Vec::new(),
+                        epilogue: post.ops(t * m * n, m, n),
                     })
                     .collect()
             };

@@ -6,6 +6,7 @@
 //! at Compile (weights packed once), and [`OpPlan::run`] executes it on each Run's tensors, validating shapes.
 
 mod conv;
+pub mod epilogue;
 pub mod exec;
 mod gemm;
 mod matmul;
@@ -13,6 +14,7 @@ mod matmul;
 use std::sync::Arc;
 
 pub use asymo_ep_ffi::{AttrValue, Error, Result};
+pub use epilogue::{BoundEpilogue, Epilogue};
 pub use exec::{Executor, GemmJob, SerialExecutor};
 
 /// ONNX element type code of float32.
@@ -26,6 +28,8 @@ pub struct ValueDesc {
     pub elem_type: i32,
     /// Declared shape; `None` when the rank is unknown, -1 for an unknown dimension.
     pub shape: Option<Vec<i64>>,
+    /// Symbolic name of each dimension ("" when concrete or anonymous).
+    pub symbols: Vec<String>,
     /// Whether the value is a constant initializer.
     pub is_constant: bool,
     /// Its data, read at Compile for constants (never at GetCapability).
@@ -167,6 +171,10 @@ pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
 pub struct OpPlan {
     pub node_name: String,
     op: Op,
+    /// Elementwise nodes fused into the store (empty for a single node).
+    epilogue: Epilogue,
+    /// Names of the fused epilogue nodes, for messages.
+    fused: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -179,6 +187,12 @@ enum Op {
 impl OpPlan {
     /// Build the plan of a supported node whose constant inputs carry their data.
     pub fn build(node: &NodeDesc) -> Result<OpPlan> {
+        Self::build_fused(node, &[]).map(|(plan, _)| plan)
+    }
+
+    /// Build the plan of a supported node followed by a chain of fused elementwise nodes (see [`epilogue`]).
+    /// Returns the plan and the run-time input slots: the node's inputs, then the epilogue's residual inputs.
+    pub fn build_fused(node: &NodeDesc, chain: &[NodeDesc]) -> Result<(OpPlan, Vec<Option<ValueDesc>>)> {
         check_support(node).map_err(Error::invalid_argument)?;
         let op = match node.op_type.as_str() {
             "MatMul" => Op::MatMul(matmul::MatMul::build(node)?),
@@ -186,15 +200,26 @@ impl OpPlan {
             "Conv" => Op::Conv(conv::Conv::build(node)?),
             _ => unreachable!("check_support accepted only claimed ops"),
         };
-        Ok(OpPlan { node_name: node.name.clone(), op })
+        let mut slots = node.inputs.clone();
+        let main_out = node
+            .outputs
+            .first()
+            .and_then(|o| o.as_ref())
+            .map(|o| o.name.clone())
+            .ok_or_else(|| Error::invalid_argument(format!("'{}' has no output", node.name)))?;
+        let epilogue = Epilogue::build(&main_out, chain, &mut slots)?;
+        let fused = chain.iter().map(|n| format!("{} '{}'", n.op_type, n.name)).collect();
+        Ok((OpPlan { node_name: node.name.clone(), op, epilogue, fused }, slots))
     }
 
-    /// Run on one Run's inputs (in the node's schema order; `None` for absent or constant inputs).
+    /// Run on one Run's inputs (in the order of the slots `build_fused` returned; `None` for absent or constant
+    /// inputs).
     pub fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
+        let post = &self.epilogue;
         let r = match &self.op {
-            Op::MatMul(op) => op.run(inputs, out, exec),
-            Op::Gemm(op) => op.run(inputs, out, exec),
-            Op::Conv(op) => op.run(inputs, out, exec),
+            Op::MatMul(op) => op.run(inputs, post, out, exec),
+            Op::Gemm(op) => op.run(inputs, post, out, exec),
+            Op::Conv(op) => op.run(inputs, post, out, exec),
         };
         r.map_err(|e| e.context(format!("node '{}'", self.node_name)))
     }
@@ -206,7 +231,11 @@ impl OpPlan {
             Op::Gemm(op) => op.describe(),
             Op::Conv(op) => op.describe(),
         };
-        format!("{}: {what}", self.node_name)
+        if self.fused.is_empty() {
+            format!("{}: {what}", self.node_name)
+        } else {
+            format!("{}: {what}; fused epilogue {}", self.node_name, self.fused.join(" → "))
+        }
     }
 }
 
@@ -301,6 +330,7 @@ pub(crate) mod test_util {
             shape: Some(t.shape.iter().map(|&d| d as i64).collect()),
             is_constant: true,
             constant: Some(Arc::new(t)),
+            ..Default::default()
         })
     }
 

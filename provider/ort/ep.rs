@@ -1,6 +1,7 @@
 //! `OrtEp`: one per session. Claims nodes (GetCapability), compiles them (Compile) and hosts the run hooks.
 
 use core::ffi::{c_char, c_int};
+use std::collections::HashSet;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -11,12 +12,12 @@ use asymo_ep_ffi::{
 };
 
 use super::compute::ComputeInfo;
-use super::graph::describe_node;
+use super::graph::{describe_node, describe_value_shape};
 use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::ops::{check_support, gemm_work, OpPlan};
+use crate::ops::{check_support, epilogue, gemm_work, OpPlan};
 use crate::options::EpConfig;
 use crate::runtime::Shared;
 
@@ -94,8 +95,9 @@ impl Ep {
         unsafe { self.api.log(self.logger, level, msg) };
     }
 
-    /// Claim every node we compute exactly; each becomes its own fused node whose constant weights we copy at
-    /// Compile (ORT may then free its copy).
+    /// Claim every node we compute exactly, each together with the chain of single-consumer elementwise nodes
+    /// that follows it (fused into its store, see `ops::epilogue`), as one fused node whose constant weights we
+    /// copy at Compile (ORT may then free its copy).
     ///
     /// # Safety
     /// `graph` and `support` are live for this call.
@@ -104,21 +106,82 @@ impl Ep {
         let nodes = unsafe { self.api.graph_nodes(graph) }?;
         let options =
             OrtNodeFusionOptions { ort_version_supported: ORT_VERSION_SUPPORTED, drop_constant_initializers: true };
+        let mut taken: HashSet<usize> = HashSet::new();
         for node in nodes {
-            // SAFETY: node belongs to the live graph.
-            let desc = unsafe { describe_node(self.api, node, false) }?;
-            match check_support(&desc) {
-                Ok(()) => {
-                    let list = [node];
-                    ep_call!(self.api, EpGraphSupportInfo_AddNodesToFuse(support, list.as_ptr(), 1, &options))?;
+            // SAFETY (all calls): node and everything reached from it belong to the live graph.
+            unsafe {
+                if taken.contains(&self.api.node_id(node)?) {
+                    continue;
                 }
-                Err(reason) if matches!(desc.op_type.as_str(), "MatMul" | "Gemm" | "Conv") => {
-                    self.log(LogLevel::Info, &format!("AsyMo EP leaves {reason}"));
+                let desc = describe_node(self.api, node, false)?;
+                match check_support(&desc) {
+                    Ok(()) => {
+                        let chain = self.epilogue_chain(node, &taken)?;
+                        for n in &chain {
+                            taken.insert(self.api.node_id(*n)?);
+                        }
+                        ep_call!(
+                            self.api,
+                            EpGraphSupportInfo_AddNodesToFuse(support, chain.as_ptr(), chain.len(), &options)
+                        )?;
+                    }
+                    Err(reason) if matches!(desc.op_type.as_str(), "MatMul" | "Gemm" | "Conv") => {
+                        self.log(LogLevel::Info, &format!("AsyMo EP leaves {reason}"));
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// `node` followed by the elementwise nodes that can be fused into its store: each the only consumer of the
+    /// previous value, which is not a graph output (or the two consumers of the `x · HardSigmoid(x)` pattern).
+    ///
+    /// # Safety
+    /// `node` is a live node of the graph being partitioned.
+    unsafe fn epilogue_chain(&self, node: *const OrtNode, taken: &HashSet<usize>) -> Result<Vec<*const OrtNode>> {
+        let api = self.api;
+        let mut chain = vec![node];
+        let mut current = node;
+        // SAFETY (all calls): every node and value reached is part of the live graph.
+        unsafe {
+            loop {
+                let [Some(value)] = api.node_outputs(current)?[..] else { break };
+                if api.value_is_graph_output(value)? {
+                    break;
+                }
+                let value_desc = describe_value_shape(api, value)?;
+                let consumers = api.value_consumers(value)?;
+                let next: Vec<*const OrtNode> = match consumers[..] {
+                    [(c, _)] => {
+                        let c_desc = describe_node(api, c, false)?;
+                        if taken.contains(&api.node_id(c)?) || !epilogue::fusable(&c_desc, &value_desc) {
+                            break;
+                        }
+                        vec![c]
+                    }
+                    [(a, _), (b, _)] => {
+                        let (da, db) = (describe_node(api, a, false)?, describe_node(api, b, false)?);
+                        let (hs, mul, hs_desc, mul_desc) =
+                            if da.op_type == "HardSigmoid" { (a, b, da, db) } else { (b, a, db, da) };
+                        if !epilogue::hardswish_pattern(&value_desc, &hs_desc, &mul_desc) {
+                            break;
+                        }
+                        // The HardSigmoid's output must feed only the Mul.
+                        let [Some(hs_out)] = api.node_outputs(hs)?[..] else { break };
+                        if api.value_is_graph_output(hs_out)? || api.value_consumers(hs_out)?.len() != 1 {
+                            break;
+                        }
+                        vec![hs, mul]
+                    }
+                    _ => break,
+                };
+                current = *next.last().expect("non-empty");
+                chain.extend(next);
+            }
+        }
+        Ok(chain)
     }
 
     /// Build one compute info per fused node. On failure nothing is leaked and every output slot is null.
@@ -172,12 +235,23 @@ impl Ep {
         // SAFETY (all calls): graph, its nodes and the fused node are live for this callback.
         unsafe {
             let fused_name = self.api.node_name(fused)?;
-            let nodes = self.api.graph_nodes(graph)?;
-            let [node] = nodes[..] else {
-                return Err(Error::fail(format!("fused node '{fused_name}' holds {} nodes, expected 1", nodes.len())));
-            };
-            let desc = describe_node(self.api, node, true)?;
-            let plan = OpPlan::build(&desc)?;
+            // The fused subgraph holds one MatMul/Gemm/Conv and its epilogue chain, in topological order.
+            let mut descs = self
+                .api
+                .graph_nodes(graph)?
+                .into_iter()
+                .map(|n| describe_node(self.api, n, true))
+                .collect::<Result<Vec<_>>>()?;
+            let main_index = descs
+                .iter()
+                .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv"))
+                .ok_or_else(|| Error::fail(format!("fused node '{fused_name}' holds no MatMul, Gemm or Conv")))?;
+            if main_index != 0 {
+                return Err(Error::fail(format!("fused node '{fused_name}': the chain does not start at its GEMM")));
+            }
+            let chain = descs.split_off(1);
+            let desc = descs.pop().expect("main node");
+            let (plan, slots) = OpPlan::build_fused(&desc, &chain)?;
             if self.config.log_plan {
                 self.log(LogLevel::Warning, &format!("AsyMo EP plan {}", plan.describe()));
             }
@@ -196,8 +270,7 @@ impl Ep {
             let position = |names: &[Option<String>], want: &str| names.iter().position(|n| n.as_deref() == Some(want));
             // Constant inputs were copied into the plan; every other input is found on the fused node by name
             // (its input order differs from the node's once initializers are dropped).
-            let input_map = desc
-                .inputs
+            let input_map = slots
                 .iter()
                 .map(|v| match v {
                     Some(v) if v.constant.is_some() => Ok(None),
@@ -210,8 +283,10 @@ impl Ep {
                     None => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // The fused node's output is the chain's last output.
+            let last = chain.last().unwrap_or(&desc);
             let output_map =
-                desc.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
+                last.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
             let work = gemm_work(&desc);
             Ok((ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.shared.asym.clone()), work))
         }

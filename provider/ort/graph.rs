@@ -55,6 +55,15 @@ unsafe fn describe_value(api: &Api, vi: *const OrtValueInfo, read_constants: boo
         } else {
             None
         };
-        Ok(ValueDesc { name, elem_type: ty.elem_type, shape: ty.shape, is_constant, constant })
+        Ok(ValueDesc { name, elem_type: ty.elem_type, shape: ty.shape, symbols: ty.symbols, is_constant, constant })
     }
+}
+
+/// A value's name, type and shape, without reading constant data.
+///
+/// # Safety
+/// `vi` must be a live value info.
+pub(crate) unsafe fn describe_value_shape(api: &Api, vi: *const OrtValueInfo) -> Result<ValueDesc> {
+    // SAFETY: caller contract.
+    unsafe { describe_value(api, vi, false) }
 }
