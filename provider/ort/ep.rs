@@ -146,8 +146,7 @@ impl Ep {
         let mut current = node;
         // SAFETY (all calls): every node and value reached is part of the live graph.
         unsafe {
-            loop {
-                let [Some(value)] = api.node_outputs(current)?[..] else { break };
+            while let [Some(value)] = api.node_outputs(current)?[..] {
                 if api.value_is_graph_output(value)? {
                     break;
                 }
