@@ -55,7 +55,7 @@ def test_flags_parse_like_perf_test(fixture_model, ep_library):
     assert s.session_config == [("session.intra_op.allow_spinning", "0")]
     assert s.free_dims == {"N": 4}
     assert s.interference == (1, 0.5)
-    assert [c.label for c in s.configs] == ["CPU EP 2 thr", "CPU EP 1 thr", "AsyMo EP"]
+    assert [c.label for c in s.configs] == ["CPU EP 2 thr", "CPU EP 1 thr", "AsyMo EP (log_plan=0)"]
     assert s.configs[-1].ep_options == {"log_plan": "0"}
     # empty option groups are allowed, as in perf_test
     assert asymo_bench.parse_plugin_options(";k|v", 2) == [{}, {"k": "v"}]

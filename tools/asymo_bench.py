@@ -219,7 +219,10 @@ def parse_args(argv: Sequence[str]) -> Settings:
     baseline_threads = parse_thread_list(a.cpu_ep_threads) if a.cpu_ep_threads else [intra]
     configs = [Config(f"CPU EP {t or 'default'} thr", None, {}, t) for t in baseline_threads]
     for ep, opts in zip(eps, ep_options):
-        configs.append(Config(ep if ep != ASYMO_EP else "AsyMo EP", ep, opts, intra))
+        label = ep if ep != ASYMO_EP else "AsyMo EP"
+        if opts:
+            label += " (" + " ".join(f"{k}={v}" for k, v in opts.items()) + ")"
+        configs.append(Config(label, ep, opts, intra))
     if a.ablation:
         if ASYMO_EP not in eps:
             raise UsageError(f"--ablation needs {ASYMO_EP} among --plugin_eps")
