@@ -523,14 +523,19 @@ pub fn calibrate(
             let co = fit(&samples)
                 .map_err(|e| CostError(format!("class {} ({}): {}", topo.classes[ci].name, kind.as_str(), e.0)))?;
             if let Some(p) = opts.progress {
+                // Measured throughput of the largest timed shape (a alone says nothing when b dominates).
+                let (big, t) = samples.iter().max_by(|x, y| x.0.flops().total_cmp(&y.0.flops())).expect("≥ 3 samples");
                 p(&format!(
-                    "class {} cpu {}{}: {} {} runs, {:.2} GFLOP/s, a={:.3e} b={:.3e} c={:.3e} R²={:.3}",
+                    "class {} cpu {}{}: {} {} runs, {:.2} GFLOP/s at {}×{}×{}, a={:.3e} b={:.3e} c={:.3e} R²={:.3}",
                     topo.classes[ci].name,
                     cpu,
                     if pinned { "" } else { " (not pinned)" },
                     kind.as_str(),
                     samples.len(),
-                    1e-9 / co.a.max(1e-30),
+                    big.flops() / t.max(1e-12) * 1e-9,
+                    big.m,
+                    big.n,
+                    big.k,
                     co.a,
                     co.b,
                     co.c,
