@@ -4,7 +4,8 @@
 //! - [`calibrate`] times a caller-supplied workload (any kernel: a closure over a [`TaskShape`]) on a thread pinned to
 //!   the first CPU of each class, within a time budget, and fits the coefficients.
 //! - [`CostModel::load`]/[`CostModel::save`] read and write the JSON profile (the `asymo-profile` tool's output,
-//!   option `profile=<path>`). A missing or corrupt profile is an error naming the file and the problem.
+//!   option `profile=<path>`). A missing or corrupt profile is an error naming the file and the field. `save`
+//!   replaces only the cost model's keys ([`COST_KEYS`]) and keeps the others (the `"energy"` curves).
 //! - [`load_or_calibrate`] is the quick built-in path: a calibration cached on disk (`$ASYMO_EP_CACHE_DIR`, else
 //!   `$XDG_CACHE_HOME/asymo-ep`, else `~/.cache/asymo-ep`) keyed by CPU model and topology fingerprint.
 
@@ -13,6 +14,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Map, Value};
+
+use super::profile;
 use super::topology::{self, CacheSizes, Topology};
 
 /// What kind of kernel a task runs; each class has coefficients per kind (missing kinds fall back to `Gemm`).
@@ -191,145 +195,169 @@ impl CostModel {
         Ok(self)
     }
 
-    /// Read a JSON profile. Missing file, bad JSON, or missing fields are errors naming the file.
+    /// Read a JSON profile. A missing file, bad JSON, a missing field or a bad value is an error naming the file
+    /// and the field. Keys the cost model does not own (e.g. `"energy"`) are ignored.
     pub fn load(path: &Path) -> Result<CostModel, CostError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CostError(format!("cannot read profile {}: {e}", path.display())))?;
         CostModel::from_json(&text).map_err(|e| CostError(format!("profile {}: {}", path.display(), e.0)))
     }
 
-    /// Write the JSON profile atomically (temporary file + rename).
+    /// Write the model into the JSON profile at `path`, atomically (temporary file + rename). Only the cost
+    /// model's keys ([`COST_KEYS`]) are replaced: every other key of an existing profile (notably the `"energy"`
+    /// curves of `asymo-profile --energy`) is kept. An existing file that is not a JSON object is an error and is
+    /// left alone.
     pub fn save(&self, path: &Path) -> Result<(), CostError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| CostError(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, self.to_json()).map_err(|e| CostError(format!("cannot write {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, path).map_err(|e| CostError(format!("cannot write {}: {e}", path.display())))
+        let Value::Object(ours) = self.to_value() else { unreachable!("to_value builds an object") };
+        profile::update(path, |root| {
+            for k in COST_KEYS {
+                root.remove(*k);
+            }
+            root.extend(ours);
+        })
+        .map_err(|e| CostError(format!("cannot write profile {e}")))
     }
 
-    pub fn to_json(&self) -> String {
-        use json::Value as V;
-        let num = V::Num;
-        let classes = self
+    /// The model as the JSON object of a profile (the cost model's keys only).
+    pub fn to_value(&self) -> Value {
+        let classes: Vec<Value> = self
             .classes
             .iter()
             .map(|c| {
-                let kernels = c
+                let kernels: Map<String, Value> = c
                     .kernels
                     .iter()
                     .map(|(k, co)| {
-                        (
-                            k.as_str().to_string(),
-                            V::Obj(vec![
-                                ("a".into(), num(co.a)),
-                                ("b".into(), num(co.b)),
-                                ("c".into(), num(co.c)),
-                                ("r2".into(), num(co.r2)),
-                                ("samples".into(), num(co.samples as f64)),
-                            ]),
-                        )
+                        let v = json!({ "a": co.a, "b": co.b, "c": co.c, "r2": co.r2, "samples": co.samples });
+                        (k.as_str().to_string(), v)
                     })
                     .collect();
-                V::Obj(vec![
-                    ("name".into(), V::Str(c.name.clone())),
-                    ("capacity".into(), num(c.capacity as f64)),
-                    ("cpus".into(), V::Arr(c.cpus.iter().map(|&x| num(x as f64)).collect())),
-                    ("kernels".into(), V::Obj(kernels)),
-                ])
+                json!({ "name": c.name, "capacity": c.capacity, "cpus": c.cpus, "kernels": kernels })
             })
             .collect();
-        let v = V::Obj(vec![
-            ("format".into(), V::Str(PROFILE_FORMAT.into())),
-            ("cpu_model".into(), V::Str(self.cpu_model.clone())),
-            ("topology".into(), V::Str(self.topology.clone())),
-            ("source".into(), V::Str(self.source.clone())),
-            (
-                "cache".into(),
-                V::Obj(vec![
-                    ("l1d".into(), num(self.cache.l1d as f64)),
-                    ("l2".into(), num(self.cache.l2 as f64)),
-                    ("l3".into(), num(self.cache.l3 as f64)),
-                ]),
-            ),
-            ("classes".into(), V::Arr(classes)),
-        ]);
-        let mut s = v.to_string_pretty();
-        s.push('\n');
-        s
+        json!({
+            "format": PROFILE_FORMAT,
+            "cpu_model": self.cpu_model,
+            "topology": self.topology,
+            "source": self.source,
+            "cache": { "l1d": self.cache.l1d, "l2": self.cache.l2, "l3": self.cache.l3 },
+            "classes": classes,
+        })
     }
 
+    /// The model as profile text (pretty JSON, `"format"` first).
+    pub fn to_json(&self) -> String {
+        let Value::Object(m) = self.to_value() else { unreachable!("to_value builds an object") };
+        profile::to_pretty(&m)
+    }
+
+    /// Parse profile text (see [`CostModel::from_value`]); bad JSON is an error with its line and column.
     pub fn from_json(text: &str) -> Result<CostModel, CostError> {
-        let v = json::parse(text).map_err(CostError)?;
+        let root = profile::parse_object(text).map_err(CostError)?;
+        CostModel::from_value(&Value::Object(root))
+    }
+
+    /// Read the cost model's keys of a profile object; errors name the field (`classes[1].kernels.gemm.a`).
+    pub fn from_value(v: &Value) -> Result<CostModel, CostError> {
         let e = |m: String| CostError(m);
-        let fmt = v.get("format").and_then(|f| f.as_str()).ok_or_else(|| e("missing \"format\"".into()))?;
-        if fmt != PROFILE_FORMAT {
-            return Err(e(format!("format {fmt:?} is not {PROFILE_FORMAT:?}")));
-        }
-        let s = |key: &str| {
-            v.get(key).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| e(format!("missing string {key:?}")))
+        let root = v.as_object().ok_or_else(|| e("the profile is not a JSON object".into()))?;
+        let fmt = match root.get("format") {
+            None => {
+                return Err(e(format!(
+                    "\"format\": missing (expected {PROFILE_FORMAT:?}; write the profile with asymo-profile)"
+                )))
+            }
+            Some(f) => f.as_str().ok_or_else(|| e(format!("\"format\": expected a string, found {f}")))?,
         };
-        let cache = v.get("cache");
-        let cnum = |k: &str| cache.and_then(|c| c.get(k)).and_then(|x| x.as_f64()).unwrap_or(0.0) as u64;
-        let mut classes = Vec::new();
-        let arr = v.get("classes").and_then(|c| c.as_arr()).ok_or_else(|| e("missing array \"classes\"".into()))?;
+        if fmt != PROFILE_FORMAT {
+            return Err(e(format!("\"format\": {fmt:?} is not {PROFILE_FORMAT:?}")));
+        }
+        let s = |key: &str| match root.get(key) {
+            None => Err(e(format!("{key:?}: missing"))),
+            Some(x) => {
+                x.as_str().map(str::to_string).ok_or_else(|| e(format!("{key:?}: expected a string, found {x}")))
+            }
+        };
+        let cache = match root.get("cache") {
+            None | Some(Value::Null) => CacheSizes::default(),
+            Some(Value::Object(c)) => {
+                let n = |k: &str| match c.get(k) {
+                    None | Some(Value::Null) => Ok(0),
+                    Some(x) => as_count(x).ok_or_else(|| e(format!("cache.{k}: expected a byte count, found {x}"))),
+                };
+                CacheSizes { l1d: n("l1d")?, l2: n("l2")?, l3: n("l3")? }
+            }
+            Some(x) => return Err(e(format!("\"cache\": expected an object, found {x}"))),
+        };
+        let arr = match root.get("classes") {
+            None => return Err(e("\"classes\": missing".into())),
+            Some(c) => c.as_array().ok_or_else(|| e("\"classes\": expected an array".into()))?,
+        };
         if arr.is_empty() {
             return Err(e("\"classes\" is empty".into()));
         }
+        let mut classes = Vec::with_capacity(arr.len());
         for (i, c) in arr.iter().enumerate() {
-            let name =
-                c.get("name").and_then(|x| x.as_str()).ok_or_else(|| e(format!("classes[{i}]: missing \"name\"")))?;
-            let capacity = c
-                .get("capacity")
-                .and_then(|x| x.as_f64())
-                .ok_or_else(|| e(format!("classes[{i}]: missing \"capacity\"")))?;
-            let cpus = c
-                .get("cpus")
-                .and_then(|x| x.as_arr())
-                .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as usize).collect())
-                .unwrap_or_default();
-            let kobj = c
-                .get("kernels")
-                .and_then(|x| x.as_obj())
-                .ok_or_else(|| e(format!("classes[{i}]: missing object \"kernels\"")))?;
+            let at = format!("classes[{i}]");
+            let c = c.as_object().ok_or_else(|| e(format!("{at}: expected an object")))?;
+            let field = |k: &str| c.get(k).ok_or_else(|| e(format!("{at}.{k}: missing")));
+            let name = field("name")?.as_str().ok_or_else(|| e(format!("{at}.name: expected a string")))?;
+            let capacity = as_count(field("capacity")?)
+                .and_then(|x| u32::try_from(x).ok())
+                .filter(|&x| x > 0)
+                .ok_or_else(|| e(format!("{at}.capacity: expected a positive integer")))?;
+            let cpus = field("cpus")?
+                .as_array()
+                .and_then(|a| a.iter().map(|x| as_count(x).map(|x| x as usize)).collect::<Option<Vec<usize>>>())
+                .ok_or_else(|| e(format!("{at}.cpus: expected an array of CPU numbers")))?;
+            let kobj = field("kernels")?.as_object().ok_or_else(|| e(format!("{at}.kernels: expected an object")))?;
             let mut kernels = BTreeMap::new();
             for (kname, kv) in kobj {
+                let at = format!("{at}.kernels.{kname}");
                 let kind = KernelKind::parse(kname)
-                    .ok_or_else(|| e(format!("classes[{i}]: unknown kernel kind {kname:?} (gemm, conv, gemv)")))?;
-                let f = |k: &str| {
-                    kv.get(k)
-                        .and_then(|x| x.as_f64())
-                        .filter(|x| x.is_finite())
-                        .ok_or_else(|| e(format!("classes[{i}].kernels.{kname}: missing or non-finite {k:?}")))
+                    .ok_or_else(|| e(format!("{at}: unknown kernel kind {kname:?} (gemm, conv, gemv)")))?;
+                let kv = kv.as_object().ok_or_else(|| e(format!("{at}: expected an object")))?;
+                let coef = |k: &str| match kv.get(k) {
+                    None => Err(e(format!("{at}.{k}: missing"))),
+                    Some(x) => x
+                        .as_f64()
+                        .filter(|x| x.is_finite() && *x >= 0.0)
+                        .ok_or_else(|| e(format!("{at}.{k}: expected a finite number ≥ 0, found {x}"))),
                 };
-                let co = Coeffs {
-                    a: f("a")?,
-                    b: f("b")?,
-                    c: f("c")?,
-                    r2: f("r2").unwrap_or(0.0),
-                    samples: f("samples").unwrap_or(0.0) as usize,
-                };
-                if co.a < 0.0 || co.b < 0.0 || co.c < 0.0 || co.a + co.b == 0.0 {
-                    return Err(e(format!("classes[{i}].kernels.{kname}: coefficients must be ≥ 0 and a or b > 0")));
+                let (a, b, c) = (coef("a")?, coef("b")?, coef("c")?);
+                if a + b == 0.0 {
+                    return Err(e(format!("{at}: a and b are both 0 (time would not grow with work)")));
                 }
-                kernels.insert(kind, co);
+                let r2 = match kv.get("r2") {
+                    None | Some(Value::Null) => 0.0,
+                    Some(x) => {
+                        x.as_f64().filter(|x| x.is_finite()).ok_or_else(|| e(format!("{at}.r2: expected a number")))?
+                    }
+                };
+                let samples = match kv.get("samples") {
+                    None | Some(Value::Null) => 0,
+                    Some(x) => as_count(x).ok_or_else(|| e(format!("{at}.samples: expected a count")))? as usize,
+                };
+                kernels.insert(kind, Coeffs { a, b, c, r2, samples });
             }
             if kernels.is_empty() {
-                return Err(e(format!("classes[{i}]: no kernels")));
+                return Err(e(format!("{at}.kernels: empty")));
             }
-            classes.push(ClassCost { name: name.into(), capacity: capacity as u32, cpus, kernels });
+            classes.push(ClassCost { name: name.into(), capacity, cpus, kernels });
         }
-        Ok(CostModel {
-            cpu_model: s("cpu_model")?,
-            topology: s("topology")?,
-            source: s("source")?,
-            cache: CacheSizes { l1d: cnum("l1d"), l2: cnum("l2"), l3: cnum("l3") },
-            classes,
-        })
+        Ok(CostModel { cpu_model: s("cpu_model")?, topology: s("topology")?, source: s("source")?, cache, classes })
     }
 }
 
+/// A non-negative integer, also when written as an integral float (`1024.0`).
+fn as_count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_f64().filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x < 2f64.powi(53)).map(|x| x as u64))
+}
+
 pub const PROFILE_FORMAT: &str = "asymo-profile/1";
+
+/// The top-level keys of a profile that belong to the cost model ([`CostModel::save`] replaces these, keeps others).
+pub const COST_KEYS: &[&str] = &["format", "cpu_model", "topology", "source", "cache", "classes"];
 
 /// Least-squares fit of `t = a·flops + b·bytes + c` with `a, b, c ≥ 0` (the best non-negative fit over the subsets
 /// of terms). Needs at least 3 samples.
@@ -495,14 +523,19 @@ pub fn calibrate(
             let co = fit(&samples)
                 .map_err(|e| CostError(format!("class {} ({}): {}", topo.classes[ci].name, kind.as_str(), e.0)))?;
             if let Some(p) = opts.progress {
+                // Measured throughput of the largest timed shape (a alone says nothing when b dominates).
+                let (big, t) = samples.iter().max_by(|x, y| x.0.flops().total_cmp(&y.0.flops())).expect("≥ 3 samples");
                 p(&format!(
-                    "class {} cpu {}{}: {} {} runs, {:.2} GFLOP/s, a={:.3e} b={:.3e} c={:.3e} R²={:.3}",
+                    "class {} cpu {}{}: {} {} runs, {:.2} GFLOP/s at {}×{}×{}, a={:.3e} b={:.3e} c={:.3e} R²={:.3}",
                     topo.classes[ci].name,
                     cpu,
                     if pinned { "" } else { " (not pinned)" },
                     kind.as_str(),
                     samples.len(),
-                    1e-9 / co.a.max(1e-30),
+                    big.flops() / t.max(1e-12) * 1e-9,
+                    big.m,
+                    big.n,
+                    big.k,
                     co.a,
                     co.b,
                     co.c,
@@ -597,6 +630,8 @@ pub fn load_or_calibrate(
                     if let Some(p) = opts.progress {
                         p(&format!("ignoring cached calibration: {e}"));
                     }
+                    // The cache file is ours: replace it whole (save would refuse to merge into a corrupt file).
+                    let _ = std::fs::remove_file(f);
                 }
             }
         }
@@ -610,303 +645,6 @@ pub fn load_or_calibrate(
         }
     }
     Ok((m, false))
-}
-
-/// A minimal JSON reader/writer for profiles (objects keep key order).
-mod json {
-    #[derive(Clone, Debug, PartialEq)]
-    pub(super) enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        pub(super) fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(kv) => kv.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub(super) fn as_str(&self) -> Option<&str> {
-            if let Value::Str(s) = self {
-                Some(s)
-            } else {
-                None
-            }
-        }
-        pub(super) fn as_f64(&self) -> Option<f64> {
-            if let Value::Num(x) = self {
-                Some(*x)
-            } else {
-                None
-            }
-        }
-        pub(super) fn as_arr(&self) -> Option<&[Value]> {
-            if let Value::Arr(a) = self {
-                Some(a)
-            } else {
-                None
-            }
-        }
-        pub(super) fn as_obj(&self) -> Option<&[(String, Value)]> {
-            if let Value::Obj(o) = self {
-                Some(o)
-            } else {
-                None
-            }
-        }
-
-        pub(super) fn to_string_pretty(&self) -> String {
-            let mut s = String::new();
-            self.write(&mut s, 0);
-            s
-        }
-
-        fn write(&self, out: &mut String, indent: usize) {
-            let pad = |n: usize| "  ".repeat(n);
-            match self {
-                Value::Null => out.push_str("null"),
-                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                Value::Num(x) => {
-                    if x.is_finite() {
-                        if x.fract() == 0.0 && x.abs() < 1e15 {
-                            out.push_str(&format!("{}", *x as i64));
-                        } else if x.abs() >= 1e-3 && x.abs() < 1e15 {
-                            out.push_str(&format!("{x}"));
-                        } else {
-                            out.push_str(&format!("{x:e}"));
-                        }
-                    } else {
-                        out.push_str("null");
-                    }
-                }
-                Value::Str(s) => write_str(out, s),
-                Value::Arr(a) => {
-                    let simple = a.iter().all(|v| matches!(v, Value::Num(_) | Value::Str(_) | Value::Bool(_)));
-                    out.push('[');
-                    for (i, v) in a.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        if simple {
-                            if i > 0 {
-                                out.push(' ');
-                            }
-                        } else {
-                            out.push('\n');
-                            out.push_str(&pad(indent + 1));
-                        }
-                        v.write(out, indent + 1);
-                    }
-                    if !simple && !a.is_empty() {
-                        out.push('\n');
-                        out.push_str(&pad(indent));
-                    }
-                    out.push(']');
-                }
-                Value::Obj(kv) => {
-                    out.push('{');
-                    for (i, (k, v)) in kv.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push('\n');
-                        out.push_str(&pad(indent + 1));
-                        write_str(out, k);
-                        out.push_str(": ");
-                        v.write(out, indent + 1);
-                    }
-                    if !kv.is_empty() {
-                        out.push('\n');
-                        out.push_str(&pad(indent));
-                    }
-                    out.push('}');
-                }
-            }
-        }
-    }
-
-    fn write_str(out: &mut String, s: &str) {
-        out.push('"');
-        for ch in s.chars() {
-            match ch {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-
-    /// Parse a JSON document; the error says what was expected and at which line:column.
-    pub(super) fn parse(s: &str) -> Result<Value, String> {
-        let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0 };
-        p.ws();
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.b.len() {
-            return Err(p.err("trailing characters after the JSON value"));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        b: &'a [u8],
-        i: usize,
-        depth: usize,
-    }
-
-    impl Parser<'_> {
-        fn err(&self, what: &str) -> String {
-            let before = &self.b[..self.i.min(self.b.len())];
-            let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
-            let col = before.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-            format!("invalid JSON at line {line}, column {col}: {what}")
-        }
-        fn ws(&mut self) {
-            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
-                self.i += 1;
-            }
-        }
-        fn eat(&mut self, c: u8) -> bool {
-            self.ws();
-            if self.b.get(self.i) == Some(&c) {
-                self.i += 1;
-                true
-            } else {
-                false
-            }
-        }
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            self.depth += 1;
-            if self.depth > 64 {
-                return Err(self.err("nesting too deep"));
-            }
-            let v = match self.b.get(self.i) {
-                None => Err(self.err("unexpected end of input")),
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut kv = Vec::new();
-                    if !self.eat(b'}') {
-                        loop {
-                            self.ws();
-                            let k = self.string()?;
-                            if !self.eat(b':') {
-                                return Err(self.err("expected ':'"));
-                            }
-                            kv.push((k, self.value()?));
-                            if self.eat(b'}') {
-                                break;
-                            }
-                            if !self.eat(b',') {
-                                return Err(self.err("expected ',' or '}'"));
-                            }
-                        }
-                    }
-                    Ok(Value::Obj(kv))
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut a = Vec::new();
-                    if !self.eat(b']') {
-                        loop {
-                            a.push(self.value()?);
-                            if self.eat(b']') {
-                                break;
-                            }
-                            if !self.eat(b',') {
-                                return Err(self.err("expected ',' or ']'"));
-                            }
-                        }
-                    }
-                    Ok(Value::Arr(a))
-                }
-                Some(b'"') => self.string().map(Value::Str),
-                Some(b't') if self.b[self.i..].starts_with(b"true") => {
-                    self.i += 4;
-                    Ok(Value::Bool(true))
-                }
-                Some(b'f') if self.b[self.i..].starts_with(b"false") => {
-                    self.i += 5;
-                    Ok(Value::Bool(false))
-                }
-                Some(b'n') if self.b[self.i..].starts_with(b"null") => {
-                    self.i += 4;
-                    Ok(Value::Null)
-                }
-                Some(c) if *c == b'-' || c.is_ascii_digit() => {
-                    let st = self.i;
-                    while self.i < self.b.len()
-                        && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                    {
-                        self.i += 1;
-                    }
-                    let t = std::str::from_utf8(&self.b[st..self.i]).unwrap_or("");
-                    t.parse::<f64>().map(Value::Num).map_err(|_| {
-                        self.i = st;
-                        self.err(&format!("bad number {t:?}"))
-                    })
-                }
-                Some(_) => Err(self.err("expected a value")),
-            };
-            self.depth -= 1;
-            v
-        }
-        fn string(&mut self) -> Result<String, String> {
-            if self.b.get(self.i) != Some(&b'"') {
-                return Err(self.err("expected a string"));
-            }
-            self.i += 1;
-            let mut out = Vec::new();
-            loop {
-                match self.b.get(self.i) {
-                    None => return Err(self.err("unterminated string")),
-                    Some(b'"') => {
-                        self.i += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        let esc = self.b.get(self.i + 1).copied();
-                        self.i += 2;
-                        match esc {
-                            Some(b'"') => out.push(b'"'),
-                            Some(b'\\') => out.push(b'\\'),
-                            Some(b'/') => out.push(b'/'),
-                            Some(b'n') => out.push(b'\n'),
-                            Some(b't') => out.push(b'\t'),
-                            Some(b'r') => out.push(b'\r'),
-                            Some(b'b') => out.push(8),
-                            Some(b'f') => out.push(12),
-                            Some(b'u') => {
-                                let hex = self.b.get(self.i..self.i + 4).and_then(|h| std::str::from_utf8(h).ok());
-                                let cp = hex
-                                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                    .ok_or_else(|| self.err("bad \\u escape"))?;
-                                self.i += 4;
-                                let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
-                                out.extend_from_slice(ch.to_string().as_bytes());
-                            }
-                            _ => return Err(self.err("bad escape")),
-                        }
-                    }
-                    Some(&c) => {
-                        out.push(c);
-                        self.i += 1;
-                    }
-                }
-            }
-            String::from_utf8(out).map_err(|_| self.err("string is not UTF-8"))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -956,36 +694,119 @@ mod tests {
         Topology::parse_override("0:1024,1:512").unwrap()
     }
 
-    #[test]
-    fn json_round_trip_and_errors() {
-        let topo = fake_topo();
-        let mut m = CostModel::from_capacities(&topo);
-        m.cpu_model = "Test \"CPU\" \\ 1".into();
+    fn sample_model() -> CostModel {
+        let mut m = CostModel::from_capacities(&fake_topo());
+        m.cpu_model = "Test \"CPU\" \\ 1\n".into();
         m.cache = CacheSizes { l1d: 32768, l2: 1 << 20, l3: 0 };
-        m.classes[1].kernels.insert(KernelKind::Conv, Coeffs { a: 1.5e-10, b: 3e-11, c: 1e-6, r2: 0.97, samples: 12 });
+        m.classes[1].kernels.insert(KernelKind::Conv, Coeffs { a: 1.5e-10, b: 3e-11, c: 0.0, r2: 0.97, samples: 12 });
+        m.classes[0].kernels.insert(KernelKind::Gemv, Coeffs { a: 0.1 + 0.2, b: 1e-300, c: 7.0, r2: -0.5, samples: 3 });
+        m
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let m = sample_model();
         let text = m.to_json();
-        let back = CostModel::from_json(&text).unwrap();
-        assert_eq!(back.classes.len(), 2);
-        assert_eq!(back.cpu_model, m.cpu_model);
-        for (x, y) in back.classes.iter().zip(&m.classes) {
-            for (k, co) in &y.kernels {
-                let c2 = x.kernels[k];
-                assert!((c2.a / co.a - 1.0).abs() < 1e-12 && c2.samples == co.samples);
-            }
-        }
-        for (bad, what) in [
-            ("", "unexpected end"),
-            ("{", "expected a string"),
-            ("{\"format\": \"x\"}", "is not"),
-            ("{\"format\": \"asymo-profile/1\"}", "classes"),
-            ("[1, 2,]", "expected a value"),
-            ("{\"a\": 1} x", "trailing"),
-        ] {
+        assert!(text.starts_with("{\n  \"format\": \"asymo-profile/1\",\n  \"cpu_model\""), "{text}");
+        // Exact: f64 values round-trip bit for bit.
+        assert_eq!(CostModel::from_json(&text).unwrap(), m);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["classes"][1]["kernels"]["conv"]["samples"], 12);
+        assert_eq!(v["classes"][0]["capacity"], 1024);
+        assert_eq!(v["cache"]["l2"], 1 << 20);
+        // Integral floats (an older writer, a hand edit) are accepted as counts.
+        let edited = text.replace("\"capacity\": 1024", "\"capacity\": 1024.0");
+        assert_eq!(CostModel::from_json(&edited).unwrap(), m);
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let text = sample_model().to_json();
+        let edit = |f: &dyn Fn(&mut Value)| {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            f(&mut v);
+            v.to_string()
+        };
+        let cases: Vec<(String, &str)> = vec![
+            ("".into(), "invalid JSON: EOF while parsing a value at line 1 column 0"),
+            ("{".into(), "invalid JSON"),
+            ("[1, 2]".into(), "not a JSON object"),
+            ("{\"a\": 1} x".into(), "trailing characters at line 1"),
+            ("{\"energy\": {}}".into(), "\"format\": missing"),
+            (edit(&|v| v["format"] = json!("asymo-profile/2")), "\"format\": \"asymo-profile/2\" is not"),
+            (edit(&|v| drop(v.as_object_mut().unwrap().remove("cpu_model"))), "\"cpu_model\": missing"),
+            (edit(&|v| v["source"] = json!(3)), "\"source\": expected a string, found 3"),
+            (edit(&|v| drop(v.as_object_mut().unwrap().remove("classes"))), "\"classes\": missing"),
+            (edit(&|v| v["classes"] = json!([])), "\"classes\" is empty"),
+            (edit(&|v| v["cache"]["l2"] = json!(-1)), "cache.l2: expected a byte count, found -1"),
+            (edit(&|v| drop(v["classes"][1].as_object_mut().unwrap().remove("name"))), "classes[1].name: missing"),
+            (edit(&|v| v["classes"][0]["capacity"] = json!(0)), "classes[0].capacity: expected a positive integer"),
+            (edit(&|v| v["classes"][0]["cpus"] = json!([0, -1])), "classes[0].cpus: expected an array of CPU"),
+            (
+                edit(&|v| drop(v["classes"][0].as_object_mut().unwrap().remove("kernels"))),
+                "classes[0].kernels: missing",
+            ),
+            (edit(&|v| v["classes"][0]["kernels"] = json!({})), "classes[0].kernels: empty"),
+            (
+                edit(&|v| drop(v["classes"][1]["kernels"]["conv"].as_object_mut().unwrap().remove("b"))),
+                "classes[1].kernels.conv.b: missing",
+            ),
+            (
+                edit(&|v| v["classes"][1]["kernels"]["conv"]["a"] = json!(-1.5e-10)),
+                "classes[1].kernels.conv.a: expected a finite number ≥ 0, found -1.5e-10",
+            ),
+            (edit(&|v| v["classes"][0]["kernels"]["gemm"]["c"] = json!("x")), "classes[0].kernels.gemm.c: expected"),
+            (
+                edit(&|v| {
+                    v["classes"][0]["kernels"]["gemm"]["a"] = json!(0);
+                    v["classes"][0]["kernels"]["gemm"]["b"] = json!(0);
+                }),
+                "classes[0].kernels.gemm: a and b are both 0",
+            ),
+            (text.replace("\"gemm\"", "\"fft\""), "classes[0].kernels.fft: unknown kernel kind \"fft\""),
+        ];
+        for (bad, what) in &cases {
             let e = CostModel::from_json(bad).unwrap_err();
-            assert!(e.0.contains(what), "{bad:?}: {e}");
+            assert!(e.0.contains(what), "{bad}\n→ {e}\n(expected {what:?})");
         }
-        let bad = text.replace("\"gemm\"", "\"fft\"");
-        assert!(CostModel::from_json(&bad).unwrap_err().0.contains("unknown kernel kind \"fft\""));
+        // Through load, the message also names the file.
+        let dir = tempdir("errors");
+        let p = dir.join("bad-profile.json");
+        std::fs::write(&p, &cases[17].0).unwrap();
+        let e = CostModel::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bad-profile.json") && e.contains("classes[1].kernels.conv.a"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn save_keeps_keys_it_does_not_own() {
+        let dir = tempdir("keep-energy");
+        let p = dir.join("profile.json");
+        let energy = json!({ "version": 1, "source": "test", "unit": "GFLOP", "clusters": [] });
+        std::fs::write(&p, json!({ "energy": energy, "_comment": "mine", "classes": "stale" }).to_string()).unwrap();
+        let m = sample_model();
+        m.save(&p).unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(v["energy"], energy);
+        assert_eq!(v["_comment"], "mine");
+        assert_eq!(CostModel::load(&p).unwrap(), m);
+        // Saving again (a re-calibration) still keeps them; the energy curves stay readable.
+        let mut m2 = m.clone();
+        m2.source = "second run".into();
+        m2.save(&p).unwrap();
+        assert_eq!(CostModel::load(&p).unwrap(), m2);
+        assert!(crate::asym::energy::read_energy(&p).unwrap().is_some());
+        // And the other way round: writing energy curves keeps the cost model.
+        let e = crate::asym::energy::EnergyProfile { source: "s".into(), unit: "GFLOP".into(), clusters: vec![] };
+        crate::asym::energy::write_energy(&p, &e).unwrap();
+        assert_eq!(CostModel::load(&p).unwrap(), m2);
+        assert_eq!(crate::asym::energy::read_energy(&p).unwrap(), Some(e));
+        // A corrupt file is not overwritten (it may hold curves); the error names it.
+        std::fs::write(&p, "{\"energy\": {").unwrap();
+        let err = m.save(&p).unwrap_err().to_string();
+        assert!(err.contains("profile.json") && err.contains("not overwriting"), "{err}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"energy\": {");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

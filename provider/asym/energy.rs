@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::freq::Governor;
 use super::reuse::ReuseClass;
@@ -223,25 +223,18 @@ pub fn read_energy(path: &Path) -> Result<Option<EnergyProfile>, EnergyError> {
     parse_energy(&text)
 }
 
-/// Store `profile` as the `"energy"` object of the profile file at `path`, keeping every other key; creates the
-/// file if needed. Written to a temporary file and renamed, so a reader never sees half a profile.
+/// Store `profile` as the `"energy"` object of the profile file at `path`, keeping every other key (the cost
+/// model's); creates the file if needed. Written to a temporary file and renamed, so a reader never sees half a
+/// profile. An existing file that is not a JSON object is an error and is left alone.
 pub fn write_energy(path: &Path, profile: &EnergyProfile) -> Result<(), EnergyError> {
-    let mut root = match fs::read_to_string(path) {
-        Ok(t) => match serde_json::from_str::<Value>(&t) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(EnergyError::Format(format!("{}: the profile is not a JSON object", path.display()))),
-            Err(e) => return Err(EnergyError::Format(format!("{}: not valid JSON: {e}", path.display()))),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Map::new(),
-        Err(e) => return Err(EnergyError::Io(path.to_path_buf(), e)),
-    };
-    root.insert("energy".into(), profile.to_json());
-    let text = serde_json::to_string_pretty(&Value::Object(root)).expect("serializing JSON values cannot fail");
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, text + "\n").map_err(|e| EnergyError::Io(tmp.clone(), e))?;
-    fs::rename(&tmp, path).map_err(|e| EnergyError::Io(path.to_path_buf(), e))
+    let value = profile.to_json();
+    super::profile::update(path, |root| {
+        root.insert("energy".into(), value);
+    })
+    .map_err(|e| match e {
+        super::profile::FileError::Io(p, e) => EnergyError::Io(p, e),
+        e @ super::profile::FileError::Format(..) => EnergyError::Format(e.to_string()),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ pub mod energy;
 pub mod freq;
 pub mod partition;
 pub mod pool;
+mod profile;
 pub mod reuse;
 pub mod topology;
 
