@@ -1,0 +1,166 @@
+//! The leaves: one micro-kernel per ISA behind one signature ([`GemmUkr`]), and per-ISA instantiations of the
+//! portable loop bodies (epilogue, GEMV, depthwise) compiled with that ISA's target features.
+//!
+//! Kernel names follow `<isa>_<op>_<acc>_<MR>x<NR>`.
+
+use super::isa::Isa;
+use super::FusedOp;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
+pub(crate) mod generic;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+/// The micro-kernel: `C[0..MR, 0..NR] (+)= Apanel · Bpanel` over `k ≥ 1` steps.
+///
+/// `a` holds `k` groups of MR floats (`a[p·MR + i] = A[i, p]`), `b` holds `k` groups of NR floats
+/// (`b[p·NR + j] = B[p, j]`). C element (i, j) is at `c + i·rsc + j` (columns contiguous). With `accumulate` the
+/// product is added to C, otherwise it overwrites C (C is not read, so it may hold NaN).
+///
+/// # Safety
+/// `a` and `b` must be readable for `k·MR` and `k·NR` floats, every C element of the tile writable (and readable
+/// when accumulating), and no other thread may access the tile concurrently. The set's ISA must be supported.
+pub(crate) type GemmUkr = unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool);
+
+/// Apply `ops` to the `m × n` tile at `c` (row stride `rsc`, columns contiguous) whose element (0, 0) is C's
+/// element (i0, j0).
+pub(crate) type EpilogueFn =
+    unsafe fn(c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>]);
+
+/// `out[0..NR] = Σ_p x[p] · panel[p·NR .. p·NR + NR]` over `k` steps.
+pub(crate) type GemvPanelFn = unsafe fn(k: usize, x: *const f32, panel: *const f32, out: *mut f32);
+
+/// `out[0..n] = Σ_p x[p] · B[p, 0..n]`, B row `p` at `b + p·ldb` (contiguous), `n ≤ 64`.
+pub(crate) type GemvRowsFn = unsafe fn(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32);
+
+/// `Σ x[t]·y[t]` over `n` contiguous floats.
+pub(crate) type DotFn = unsafe fn(n: usize, x: *const f32, y: *const f32) -> f32;
+
+/// `y[t] += a·x[t]` over `n` contiguous floats.
+pub(crate) type AxpyFn = unsafe fn(n: usize, a: f32, x: *const f32, y: *mut f32);
+
+/// `out[0..mr] = Σ_t panel[t]·xe[t]` folded by `t mod mr`, over `len` contiguous floats of both streams.
+pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32);
+
+/// Depthwise interior: `out[o] = init + Σ_t w_t·src_t[o + off_t]` for `o` in `lo..hi`, all reads in bounds.
+pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
+
+/// Everything one ISA tier provides.
+pub(crate) struct KernelSet {
+    pub(crate) isa: Isa,
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
+    pub(crate) name: &'static str,
+    pub(crate) gemm: GemmUkr,
+    pub(crate) epilogue: EpilogueFn,
+    pub(crate) gemv_panel: GemvPanelFn,
+    pub(crate) gemv_rows: GemvRowsFn,
+    pub(crate) dot: DotFn,
+    pub(crate) axpy: AxpyFn,
+    pub(crate) fold_dot: FoldDotFn,
+    pub(crate) dw_row: DwRowFn,
+}
+
+impl std::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KernelSet({})", self.name)
+    }
+}
+
+/// Instantiate the portable bodies with the caller's target features; `$nr` is the tier's NR.
+macro_rules! portable_wrappers {
+    ($nr:literal $(, $feat:literal)?) => {
+        use crate::kernels::{depthwise, epilogue, gemv, FusedOp};
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn epilogue(
+            c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>],
+        ) {
+            // SAFETY: the caller upholds `EpilogueFn`'s contract, which is the body's.
+            unsafe { epilogue::tile_body(c, rsc, m, n, i0, j0, ops) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn gemv_panel(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
+            // SAFETY: `GemvPanelFn`'s contract.
+            unsafe { gemv::panel_body::<$nr>(k, x, panel, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn gemv_rows(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
+            // SAFETY: `GemvRowsFn`'s contract.
+            unsafe { gemv::rows_body(k, x, b, ldb, n, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dot(n: usize, x: *const f32, y: *const f32) -> f32 {
+            // SAFETY: `DotFn`'s contract.
+            unsafe { gemv::dot_body(n, x, y) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn axpy(n: usize, a: f32, x: *const f32, y: *mut f32) {
+            // SAFETY: `AxpyFn`'s contract.
+            unsafe { gemv::axpy_body(n, a, x, y) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn fold_dot(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
+            // SAFETY: `FoldDotFn`'s contract.
+            unsafe { gemv::fold_dot_body(len, xe, panel, mr, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dw_row(lo: usize, hi: usize, taps: &[depthwise::Tap], init: f32, out: *mut f32) {
+            // SAFETY: `DwRowFn`'s contract.
+            unsafe { depthwise::row_body(lo, hi, taps, init, out) }
+        }
+    };
+}
+pub(crate) use portable_wrappers;
+
+/// Build a `KernelSet` from a module holding `portable_wrappers!` and a micro-kernel.
+macro_rules! make_kernel_set {
+    ($isa:expr, $mr:expr, $nr:expr, $name:literal, $ukr:path, $m:path) => {{
+        use $m as w;
+        crate::kernels::arch::KernelSet {
+            isa: $isa,
+            mr: $mr,
+            nr: $nr,
+            name: $name,
+            gemm: $ukr,
+            epilogue: w::epilogue,
+            gemv_panel: w::gemv_panel,
+            gemv_rows: w::gemv_rows,
+            dot: w::dot,
+            axpy: w::axpy,
+            fold_dot: w::fold_dot,
+            dw_row: w::dw_row,
+        }
+    }};
+}
+pub(crate) use make_kernel_set;
+
+/// (MR, NR) of a tier (also for tiers this build lacks, so tile info can be reported anywhere).
+pub(crate) fn tile_shape(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Generic => (generic::MR, generic::NR),
+        Isa::Avx2 => (6, 16),
+        Isa::Avx512 => (12, 32),
+        Isa::Neon => (8, 12),
+    }
+}
+
+/// The table of a tier this build has (callers check support first).
+pub(crate) fn kernel_set(isa: Isa) -> &'static KernelSet {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86_64::AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &x86_64::AVX512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => &aarch64::NEON,
+        _ => &generic::GENERIC,
+    }
+}

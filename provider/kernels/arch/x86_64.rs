@@ -1,0 +1,118 @@
+//! x86_64 tiers: AVX2 + FMA (6×16: 12 ymm accumulators, 2 B loads and 6 broadcasts per step) and AVX-512F
+//! (12×32: 24 zmm accumulators, 2 B loads, broadcasts folded into the FMAs). Selected only when the CPU and the OS
+//! both support them (see `isa.rs`).
+
+use super::{make_kernel_set, KernelSet};
+use crate::kernels::isa::Isa;
+use std::arch::x86_64::*;
+
+pub(crate) static AVX2: KernelSet = make_kernel_set!(Isa::Avx2, 6, 16, "avx2_mmm_f32_6x16", avx2_mmm_f32_6x16, avx2w);
+pub(crate) static AVX512: KernelSet =
+    make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w);
+
+mod avx2w {
+    crate::kernels::arch::portable_wrappers!(16, "avx2,fma");
+}
+
+mod avx512w {
+    crate::kernels::arch::portable_wrappers!(32, "avx512f,avx2,fma");
+}
+
+/// # Safety
+/// [`super::GemmUkr`]'s contract; AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    // SAFETY: the panels hold k·MR and k·NR floats (read below in order); the tile rows are NR writable floats at
+    // c + i·rsc (the caller's contract); AVX2/FMA are enabled on this function and supported by the caller's check.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let mut ap = a;
+        let mut bp = b;
+        macro_rules! step {
+            () => {
+                let b0 = _mm256_loadu_ps(bp);
+                let b1 = _mm256_loadu_ps(bp.add(8));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*ap.add(i));
+                    row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                }
+                ap = ap.add(MR);
+                bp = bp.add(NR);
+            };
+        }
+        let mut p = k;
+        while p >= 4 {
+            step!();
+            step!();
+            step!();
+            step!();
+            p -= 4;
+        }
+        while p > 0 {
+            step!();
+            p -= 1;
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let cp = c.offset(i as isize * rsc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if accumulate {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
+            }
+            _mm256_storeu_ps(cp, v0);
+            _mm256_storeu_ps(cp.add(8), v1);
+        }
+    }
+}
+
+/// # Safety
+/// [`super::GemmUkr`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    // SAFETY: as in the AVX2 kernel, with AVX-512F enabled here and checked by the caller.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut ap = a;
+        let mut bp = b;
+        macro_rules! step {
+            () => {
+                let b0 = _mm512_loadu_ps(bp);
+                let b1 = _mm512_loadu_ps(bp.add(16));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*ap.add(i));
+                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                }
+                ap = ap.add(MR);
+                bp = bp.add(NR);
+            };
+        }
+        let mut p = k;
+        while p >= 4 {
+            step!();
+            step!();
+            step!();
+            step!();
+            p -= 4;
+        }
+        while p > 0 {
+            step!();
+            p -= 1;
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let cp = c.offset(i as isize * rsc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
+            }
+            _mm512_storeu_ps(cp, v0);
+            _mm512_storeu_ps(cp.add(16), v1);
+        }
+    }
+}
