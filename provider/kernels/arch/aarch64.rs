@@ -48,8 +48,9 @@ unsafe fn neon_mmm_f32_8x12(k: usize, a: *const f32, b: *const f32, c: *mut f32,
             step!();
             p -= 2;
         }
-        if p > 0 {
+        while p > 0 {
             step!();
+            p -= 1;
         }
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
