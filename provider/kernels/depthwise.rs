@@ -7,6 +7,7 @@
 //! accumulators in registers across all taps (3×3 stride 1 and stride 2 both land here with unit-stride loads); the
 //! few border outputs take the scalar path. The fused epilogue is applied to the just-written row.
 
+use super::arch::fma;
 use super::gemm::check_epilogue;
 use super::isa::{selected_isa, Isa};
 use super::pack::unravel;
@@ -48,13 +49,15 @@ pub fn depthwise_conv(
     epilogue: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
-    depthwise_on(selected_isa(), input, weights, bias, geometry, multiplier, out, channels, epilogue, scratch)
+    depthwise_on(selected_isa(), true, input, weights, bias, geometry, multiplier, out, channels, epilogue, scratch)
 }
 
-/// [`depthwise_conv`] on a given tier.
+/// [`depthwise_conv`] on a given tier; `plane` allows the 1-D / 2-D padded-plane path (tests turn it off to
+/// exercise the general path).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn depthwise_on(
     isa: Isa,
+    plane: bool,
     input: &[f32],
     weights: &[f32],
     bias: Option<&[f32]>,
@@ -90,6 +93,12 @@ pub(crate) fn depthwise_on(
         return;
     }
     let ks = isa.kernels();
+    if plane && nd <= 2 {
+        let p = Plane2d::new(g);
+        if p.hp * p.sw * p.wq <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE {
+            return plane_2d(ks, &p, input, weights, bias, multiplier, out, channels, epilogue, scratch);
+        }
+    }
     let last = nd - 1;
     let (w_out, w_in) = (g.out_spatial[last], g.in_spatial[last]);
     let (s, dil, pad) = (g.strides[last], g.dilations[last] as isize, g.pads_begin[last] as isize);
@@ -98,21 +107,50 @@ pub(crate) fn depthwise_on(
     let Scratch { v1: phases, out: rowbuf, taps: tap_list, .. } = scratch;
     let phases = phases.get(if s > 1 { outer_taps * s * phase_len } else { 0 });
     let rowbuf = rowbuf.get(w_out);
+    // Outer kernel offsets of each outer tap u, flattened [u][d] (computed once per call).
+    let mut koff = [0isize; 8 * 64];
     let mut kidx = [0usize; 8];
+    let outer_list = outer_taps <= 64;
+    if outer_list {
+        for u in 0..outer_taps {
+            unravel(u * g.kernel[last], &g.kernel, &mut kidx[..nd]);
+            for d in 0..last {
+                koff[u * 8 + d] = (kidx[d] * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+            }
+        }
+    }
     let mut oidx = [0usize; 8];
     for oc in channels {
         let plane = &input[(oc / multiplier) * in_plane..][..in_plane];
         let wk = &weights[oc * taps..(oc + 1) * taps];
         let init = bias.map_or(0.0, |b| b[oc]);
+        oidx.fill(0);
         for orow in 0..out_plane / w_out {
-            unravel(orow * w_out, &g.out_spatial, &mut oidx[..nd]);
+            if orow > 0 {
+                // Next output row: carry through the outer dimensions.
+                let mut d = last;
+                while d > 0 {
+                    d -= 1;
+                    oidx[d] += 1;
+                    if oidx[d] < g.out_spatial[d] {
+                        break;
+                    }
+                    oidx[d] = 0;
+                }
+            }
             tap_list.clear();
             for u in 0..outer_taps {
                 // Outer kernel index u → input row (or padding).
-                unravel(u * g.kernel[last], &g.kernel, &mut kidx[..nd]);
+                if !outer_list {
+                    unravel(u * g.kernel[last], &g.kernel, &mut kidx[..nd]);
+                    for d in 0..last {
+                        koff[d] = (kidx[d] * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+                    }
+                }
+                let ko = if outer_list { &koff[u * 8..u * 8 + 8] } else { &koff[..8] };
                 let mut row = Some(0usize);
                 for d in 0..last {
-                    let pos = (oidx[d] * g.strides[d] + kidx[d] * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+                    let pos = (oidx[d] * g.strides[d]) as isize + ko[d];
                     if pos < 0 || pos as usize >= g.in_spatial[d] {
                         row = None;
                         break;
@@ -123,8 +161,11 @@ pub(crate) fn depthwise_on(
                 let xrow = &plane[row * w_in..(row + 1) * w_in];
                 if s > 1 {
                     let ph = &mut phases[u * s * phase_len..(u + 1) * s * phase_len];
-                    for (q, &v) in xrow.iter().enumerate() {
-                        ph[(q % s) * phase_len + q / s] = v;
+                    for r in 0..s.min(w_in) {
+                        let dst = &mut ph[r * phase_len..(r + 1) * phase_len];
+                        for (d, &v) in dst.iter_mut().zip(xrow[r..].iter().step_by(s)) {
+                            *d = v;
+                        }
                     }
                 }
                 for kl in 0..g.kernel[last] {
@@ -184,36 +225,222 @@ pub(crate) fn depthwise_on(
     }
 }
 
+/// Largest column stride of the plane path (the general path takes larger ones).
+const MAX_PLANE_STRIDE: usize = 16;
+
+/// A 1-D or 2-D depthwise geometry seen as 2-D (1-D: one row), with the zero-padded input plane it reads.
+struct Plane2d {
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+    /// Rows of the padded plane (exactly those the outputs read).
+    hp: usize,
+    /// Width of one column phase of the padded plane (`ceil(Wp / sw)`).
+    wq: usize,
+}
+
+impl Plane2d {
+    fn new(g: &ConvGeometry) -> Self {
+        let two = g.kernel.len() == 2;
+        let at = |v: &Vec<usize>, one: usize| if two { v[0] } else { one };
+        let last = g.kernel.len() - 1;
+        let (h, ho, kh, sh, dh, ph) =
+            (at(&g.in_spatial, 1), at(&g.out_spatial, 1), at(&g.kernel, 1), at(&g.strides, 1), at(&g.dilations, 1), at(&g.pads_begin, 0));
+        let (w, wo, kw, sw, dw, pw) = (
+            g.in_spatial[last],
+            g.out_spatial[last],
+            g.kernel[last],
+            g.strides[last],
+            g.dilations[last],
+            g.pads_begin[last],
+        );
+        let hp = (ho - 1) * sh + (kh - 1) * dh + 1;
+        let wp = (wo - 1) * sw + (kw - 1) * dw + 1;
+        Plane2d { h, w, ho, wo, kh, kw, sh, sw, dh, dw, ph, pw, hp, wq: wp.div_ceil(sw) }
+    }
+}
+
+/// The 1-D / 2-D path: per input channel, build the zero-padded plane once, split into its `sw` column phases
+/// (`Q_r[ih][q] = P[ih][q·sw + r]`), so every tap of every output reads in bounds and with unit stride. Wide mode
+/// (unit strides, or narrow outputs) treats the whole output plane as one row at pitch `sh·wq`
+/// (`t = oh·pitch + ow`, tap offset `kh·dh·wq + (kw·dw div sw)`): one vector-kernel call per channel however small
+/// the plane. Otherwise one call per output row.
+#[allow(clippy::too_many_arguments)]
+fn plane_2d(
+    ks: &super::arch::KernelSet,
+    p: &Plane2d,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    multiplier: usize,
+    out: MatMut<'_>,
+    channels: Range<usize>,
+    epilogue: &[FusedOp<'_>],
+    scratch: &mut Scratch,
+) {
+    let (taps, in_plane, out_plane) = (p.kh * p.kw, p.h * p.w, p.ho * p.wo);
+    let qplane = p.hp * p.wq; // floats per phase
+    // Wide mode: output rows at pitch sh·wq in phase space (exact for unit strides, otherwise computing sh× the
+    // outputs — still vectorized, which beats short rows).
+    let pitch = p.sh * p.wq;
+    let wide = (p.sh == 1 && p.sw == 1) || p.wo < 24;
+    let Scratch { v1: padded, out: obuf, taps: tap_list, .. } = scratch;
+    let padded = padded.get(p.sw * qplane);
+    let obuf = obuf.get(if wide { p.ho * pitch } else { out_plane });
+    // Per column phase: first input column, first position, count (the same for every row).
+    let mut phase_plan = [(0usize, 0usize, 0usize); MAX_PLANE_STRIDE];
+    for (phase, plan) in phase_plan[..p.sw].iter_mut().enumerate() {
+        let iw0 = (phase + p.sw - p.pw % p.sw) % p.sw;
+        let q0 = (iw0 + p.pw) / p.sw;
+        if iw0 < p.w && q0 < p.wq {
+            *plan = (iw0, q0, (p.wq - q0).min((p.w - iw0).div_ceil(p.sw)));
+        }
+    }
+    let mut loaded = usize::MAX;
+    for oc in channels {
+        let ic = oc / multiplier;
+        if ic != loaded {
+            // Padded plane of input channel ic, phase-split by columns.
+            padded.fill(0.0);
+            let x = &input[ic * in_plane..(ic + 1) * in_plane];
+            for ih in 0..p.h {
+                let r = ih + p.ph;
+                if r >= p.hp {
+                    break;
+                }
+                let xrow = &x[ih * p.w..(ih + 1) * p.w];
+                // Column c = iw + pw goes to phase c mod sw, position c div sw: per phase, a strided copy.
+                for (phase, &(iw0, q0, n)) in phase_plan[..p.sw].iter().enumerate() {
+                    if n == 0 {
+                        continue;
+                    }
+                    let dst = &mut padded[phase * qplane + r * p.wq + q0..][..n];
+                    match p.sw {
+                        1 => dst.copy_from_slice(&xrow[..n]),
+                        2 => copy_strided::<2>(dst, &xrow[iw0..]),
+                        _ => dst.iter_mut().zip(xrow[iw0..].iter().step_by(p.sw)).for_each(|(d, &v)| *d = v),
+                    }
+                }
+            }
+            loaded = ic;
+        }
+        let wk = &weights[oc * taps..(oc + 1) * taps];
+        let init = bias.map_or(0.0, |b| b[oc]);
+        let direct = out.cs == 1 && !wide;
+        let dst: *mut f32 = if direct {
+            // SAFETY: row oc of `out` (out_plane contiguous floats) is owned by this call.
+            unsafe { out.ptr_at(oc, 0) }
+        } else {
+            obuf.as_mut_ptr()
+        };
+        let tap = |kh: usize, kw: usize, row: usize| {
+            let c = kw * p.dw;
+            let (phase, q) = (c % p.sw, c / p.sw);
+            let base = padded[phase * qplane + (row + kh * p.dh) * p.wq + q..].as_ptr();
+            Tap { base, off: 0, len: usize::MAX, w: wk[kh * p.kw + kw] }
+        };
+        if wide {
+            tap_list.clear();
+            for kh in 0..p.kh {
+                for kw in 0..p.kw {
+                    tap_list.push(tap(kh, kw, 0));
+                }
+            }
+            // SAFETY: output t = oh·pitch + ow (t < (ho−1)·pitch + wo) reads phase row oh·sh + kh·dh at q + ow,
+            // inside the padded plane; obuf holds ho·pitch floats.
+            unsafe { (ks.dw_row)(0, (p.ho - 1) * pitch + p.wo, tap_list, init, dst) };
+        } else {
+            for oh in 0..p.ho {
+                tap_list.clear();
+                for kh in 0..p.kh {
+                    for kw in 0..p.kw {
+                        tap_list.push(tap(kh, kw, oh * p.sh));
+                    }
+                }
+                // SAFETY: each tap reads wo floats of one phase row, inside the padded plane; dst holds the plane.
+                unsafe { (ks.dw_row)(0, p.wo, tap_list, init, dst.add(oh * p.wo)) };
+            }
+        }
+        // Compact the wide rows, apply the epilogue, store.
+        if wide {
+            for oh in 0..p.ho {
+                obuf.copy_within(oh * pitch..oh * pitch + p.wo, oh * p.wo);
+            }
+        }
+        if !epilogue.is_empty() {
+            // SAFETY: dst holds the channel's out_plane contiguous floats.
+            unsafe { (ks.epilogue)(dst, 0, 1, out_plane, oc, 0, epilogue) };
+        }
+        if !direct {
+            if out.cs == 1 {
+                // SAFETY: row oc of `out` is out_plane contiguous floats owned by this call.
+                unsafe { std::ptr::copy_nonoverlapping(obuf.as_ptr(), out.ptr_at(oc, 0), out_plane) };
+            } else {
+                for (j, &v) in obuf[..out_plane].iter().enumerate() {
+                    // SAFETY: (oc, j) is inside `out` and owned by this call.
+                    unsafe { *out.ptr_at(oc, j) = v };
+                }
+            }
+        }
+    }
+}
+
+/// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
+fn copy_strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let full = src.len() / S;
+    for (d, c) in dst.iter_mut().zip(src.chunks_exact(S)) {
+        *d = c[0];
+    }
+    if dst.len() > full {
+        dst[full] = src[full * S];
+    }
+}
+
 /// # Safety
 /// [`super::arch::DwRowFn`]'s contract.
 #[inline(always)]
-pub(crate) unsafe fn row_body(lo: usize, hi: usize, taps: &[Tap], init: f32, out: *mut f32) {
-    const W: usize = 32;
+pub(crate) unsafe fn row_body<const F: bool>(lo: usize, hi: usize, taps: &[Tap], init: f32, out: *mut f32) {
     let mut o = lo;
-    while o + W <= hi {
-        let mut acc = [init; W];
-        for t in taps {
-            // SAFETY: o .. o+W is inside the interior, where o + off stays in the tap's bounds.
-            let src = unsafe { &*(t.base.offset(o as isize + t.off) as *const [f32; W]) };
-            for l in 0..W {
-                acc[l] += t.w * src[l];
-            }
-        }
-        // SAFETY: out holds the whole row.
-        unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(o), W) };
-        o += W;
+    while o + 32 <= hi {
+        // SAFETY: forwarded contract, o .. o+32 inside lo..hi.
+        unsafe { chunk::<32, F>(o, taps, init, out) };
+        o += 32;
     }
-    if o < hi {
-        let n = hi - o;
-        let mut acc = [init; W];
-        for t in taps {
-            // SAFETY: as above, n < W floats.
-            let src = unsafe { std::slice::from_raw_parts(t.base.offset(o as isize + t.off), n) };
-            for (a, s) in acc[..n].iter_mut().zip(src) {
-                *a += t.w * s;
-            }
-        }
+    while o + 8 <= hi {
         // SAFETY: as above.
-        unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(o), n) };
+        unsafe { chunk::<8, F>(o, taps, init, out) };
+        o += 8;
     }
+    while o < hi {
+        // SAFETY: as above.
+        unsafe { chunk::<1, F>(o, taps, init, out) };
+        o += 1;
+    }
+}
+
+/// `out[o .. o+W]` with the accumulators in registers across all taps.
+///
+/// # Safety
+/// `o .. o+W` is inside the interior range of [`super::arch::DwRowFn`]'s contract.
+#[inline(always)]
+unsafe fn chunk<const W: usize, const F: bool>(o: usize, taps: &[Tap], init: f32, out: *mut f32) {
+    let mut acc = [init; W];
+    for t in taps {
+        // SAFETY: inside the interior, o + off .. o + off + W stays in the tap's bounds.
+        let src = unsafe { &*(t.base.offset(o as isize + t.off) as *const [f32; W]) };
+        for l in 0..W {
+            acc[l] = fma::<F>(t.w, src[l], acc[l]);
+        }
+    }
+    // SAFETY: out holds the whole row.
+    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(o), W) };
 }

@@ -7,7 +7,7 @@
 //! A scheduler may split K: [`gemv_partial`] computes the partial sums of one K range, [`gemv_reduce`] adds the
 //! partials in the order given (fixed order ⇒ deterministic) and applies the epilogue.
 
-use super::arch::KernelSet;
+use super::arch::{fma, KernelSet};
 use super::gemm::{check_epilogue, check_operands};
 use super::isa::selected_isa;
 use super::pack::{pack_b, pack_b_im2col};
@@ -287,7 +287,7 @@ fn strided_col(v: MatRef<'_>, rows: Range<usize>, kr: Range<usize>, x: &[f32], o
 /// # Safety
 /// [`super::arch::GemvPanelFn`]'s contract with NR = `N`.
 #[inline(always)]
-pub(crate) unsafe fn panel_body<const N: usize>(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
+pub(crate) unsafe fn panel_body<const N: usize, const F: bool>(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
     let (mut acc0, mut acc1) = ([0f32; N], [0f32; N]);
     let mut p = 0;
     // SAFETY (whole body): x holds k floats, the panel k·N floats, out N floats.
@@ -296,8 +296,8 @@ pub(crate) unsafe fn panel_body<const N: usize>(k: usize, x: *const f32, panel: 
         let (r0, r1) =
             unsafe { (&*(panel.add(p * N) as *const [f32; N]), &*(panel.add(p * N + N) as *const [f32; N])) };
         for l in 0..N {
-            acc0[l] += x0 * r0[l];
-            acc1[l] += x1 * r1[l];
+            acc0[l] = fma::<F>(x0, r0[l], acc0[l]);
+            acc1[l] = fma::<F>(x1, r1[l], acc1[l]);
         }
         p += 2;
     }
@@ -305,7 +305,7 @@ pub(crate) unsafe fn panel_body<const N: usize>(k: usize, x: *const f32, panel: 
         let x0 = unsafe { *x.add(p) };
         let r0 = unsafe { &*(panel.add(p * N) as *const [f32; N]) };
         for l in 0..N {
-            acc0[l] += x0 * r0[l];
+            acc0[l] = fma::<F>(x0, r0[l], acc0[l]);
         }
     }
     for l in 0..N {
@@ -316,7 +316,7 @@ pub(crate) unsafe fn panel_body<const N: usize>(k: usize, x: *const f32, panel: 
 /// # Safety
 /// [`super::arch::GemvRowsFn`]'s contract.
 #[inline(always)]
-pub(crate) unsafe fn rows_body(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
+pub(crate) unsafe fn rows_body<const F: bool>(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
     const W: usize = 64;
     debug_assert!(n <= W);
     let mut acc = [0f32; W];
@@ -325,7 +325,7 @@ pub(crate) unsafe fn rows_body(k: usize, x: *const f32, b: *const f32, ldb: isiz
             // SAFETY: x holds k floats; row p of B holds W contiguous floats.
             let (xp, row) = unsafe { (*x.add(p), &*(b.offset(p as isize * ldb) as *const [f32; W])) };
             for l in 0..W {
-                acc[l] += xp * row[l];
+                acc[l] = fma::<F>(xp, row[l], acc[l]);
             }
         }
     } else {
@@ -333,7 +333,7 @@ pub(crate) unsafe fn rows_body(k: usize, x: *const f32, b: *const f32, ldb: isiz
             // SAFETY: as above with n floats.
             let (xp, row) = unsafe { (*x.add(p), std::slice::from_raw_parts(b.offset(p as isize * ldb), n)) };
             for (a, r) in acc[..n].iter_mut().zip(row) {
-                *a += xp * r;
+                *a = fma::<F>(xp, *r, *a);
             }
         }
     }
@@ -344,7 +344,7 @@ pub(crate) unsafe fn rows_body(k: usize, x: *const f32, b: *const f32, ldb: isiz
 /// # Safety
 /// [`super::arch::DotFn`]'s contract.
 #[inline(always)]
-pub(crate) unsafe fn dot_body(n: usize, x: *const f32, y: *const f32) -> f32 {
+pub(crate) unsafe fn dot_body<const F: bool>(n: usize, x: *const f32, y: *const f32) -> f32 {
     const W: usize = 32;
     // SAFETY: x and y hold n floats each.
     let (x, y) = unsafe { (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts(y, n)) };
@@ -353,11 +353,11 @@ pub(crate) unsafe fn dot_body(n: usize, x: *const f32, y: *const f32) -> f32 {
     let (xr, yr) = (xc.remainder(), yc.remainder());
     for (a, b) in xc.zip(yc) {
         for l in 0..W {
-            acc[l] += a[l] * b[l];
+            acc[l] = fma::<F>(a[l], b[l], acc[l]);
         }
     }
     for (l, (a, b)) in xr.iter().zip(yr).enumerate() {
-        acc[l] += a * b;
+        acc[l] = fma::<F>(*a, *b, acc[l]);
     }
     let mut w = W;
     while w > 1 {
@@ -372,18 +372,18 @@ pub(crate) unsafe fn dot_body(n: usize, x: *const f32, y: *const f32) -> f32 {
 /// # Safety
 /// [`super::arch::AxpyFn`]'s contract.
 #[inline(always)]
-pub(crate) unsafe fn axpy_body(n: usize, a: f32, x: *const f32, y: *mut f32) {
+pub(crate) unsafe fn axpy_body<const F: bool>(n: usize, a: f32, x: *const f32, y: *mut f32) {
     // SAFETY: x and y hold n floats each and do not overlap (x is an input operand, y a scratch buffer).
     let (x, y) = unsafe { (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts_mut(y, n)) };
     for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
+        *y = fma::<F>(a, *x, *y);
     }
 }
 
 /// # Safety
 /// [`super::arch::FoldDotFn`]'s contract; `mr` divides 48.
 #[inline(always)]
-pub(crate) unsafe fn fold_dot_body(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
+pub(crate) unsafe fn fold_dot_body<const F: bool>(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
     const W: usize = 48;
     assert!(mr > 0 && W.is_multiple_of(mr));
     // SAFETY: both streams hold len floats.
@@ -393,12 +393,12 @@ pub(crate) unsafe fn fold_dot_body(len: usize, xe: *const f32, panel: *const f32
     let (xr, pr) = (xc.remainder(), pc.remainder());
     for (a, b) in xc.zip(pc) {
         for l in 0..W {
-            acc[l] += a[l] * b[l];
+            acc[l] = fma::<F>(a[l], b[l], acc[l]);
         }
     }
     // Chunk starts are multiples of 48, hence of mr: lane l belongs to row l mod mr, in the tail too.
     for (l, (a, b)) in xr.iter().zip(pr).enumerate() {
-        acc[l] += a * b;
+        acc[l] = fma::<F>(*a, *b, acc[l]);
     }
     for r in 0..mr {
         let mut s = 0.0;

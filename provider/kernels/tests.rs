@@ -596,7 +596,7 @@ fn depthwise_matches_direct_conv() {
                 cases.push((g, rng.range(1, 2)));
             }
         }
-        for t in 0..30 {
+        for t in 0..40 {
             let nd = [1, 2, 2, 3][t % 4];
             let c = rng.range(1, 4);
             cases.push((random_geometry(&mut rng, nd, c), rng.range(1, 3)));
@@ -622,8 +622,9 @@ fn depthwise_matches_direct_conv() {
             let mut buf = vec![f32::NAN; c_out * rs];
             {
                 let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
+                let plane = rng.range(0, 1) == 1;
                 for r in random_split(&mut rng, c_out, 1) {
-                    depthwise_on(isa, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
+                    depthwise_on(isa, plane, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
                 }
             }
             let mut got = vec![0.0; c_out * g.n()];

@@ -8,7 +8,7 @@ use std::arch::aarch64::*;
 pub(crate) static NEON: KernelSet = make_kernel_set!(Isa::Neon, 8, 12, "neon_mmm_f32_8x12", neon_mmm_f32_8x12, neonw);
 
 mod neonw {
-    crate::kernels::arch::portable_wrappers!(12, "neon");
+    crate::kernels::arch::portable_wrappers!(12, true, "neon");
 }
 
 /// # Safety

@@ -11,7 +11,7 @@ pub(crate) static GENERIC: KernelSet =
     make_kernel_set!(Isa::Generic, MR, NR, "generic_mmm_f32_4x8", generic_mmm_f32_4x8, wrappers);
 
 mod wrappers {
-    super::portable_wrappers!(8);
+    super::portable_wrappers!(8, cfg!(target_arch = "aarch64"));
 }
 
 /// Portable micro-kernel body for any `MR × NR` (see [`super::GemmUkr`]).

@@ -68,9 +68,20 @@ impl std::fmt::Debug for KernelSet {
     }
 }
 
-/// Instantiate the portable bodies with the caller's target features; `$nr` is the tier's NR.
+/// `a·b + c`, fused when the tier has FMA (`F`), else a plain multiply-add (never a libm call).
+#[inline(always)]
+pub(crate) fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Instantiate the portable bodies with the caller's target features; `$nr` is the tier's NR, `$fma` whether the
+/// tier has fused multiply-add.
 macro_rules! portable_wrappers {
-    ($nr:literal $(, $feat:literal)?) => {
+    ($nr:literal, $fma:expr $(, $feat:literal)?) => {
         use crate::kernels::{depthwise, epilogue, gemv, FusedOp};
 
         $(#[target_feature(enable = $feat)])?
@@ -84,37 +95,37 @@ macro_rules! portable_wrappers {
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn gemv_panel(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
             // SAFETY: `GemvPanelFn`'s contract.
-            unsafe { gemv::panel_body::<$nr>(k, x, panel, out) }
+            unsafe { gemv::panel_body::<$nr, { $fma }>(k, x, panel, out) }
         }
 
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn gemv_rows(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
             // SAFETY: `GemvRowsFn`'s contract.
-            unsafe { gemv::rows_body(k, x, b, ldb, n, out) }
+            unsafe { gemv::rows_body::<{ $fma }>(k, x, b, ldb, n, out) }
         }
 
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn dot(n: usize, x: *const f32, y: *const f32) -> f32 {
             // SAFETY: `DotFn`'s contract.
-            unsafe { gemv::dot_body(n, x, y) }
+            unsafe { gemv::dot_body::<{ $fma }>(n, x, y) }
         }
 
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn axpy(n: usize, a: f32, x: *const f32, y: *mut f32) {
             // SAFETY: `AxpyFn`'s contract.
-            unsafe { gemv::axpy_body(n, a, x, y) }
+            unsafe { gemv::axpy_body::<{ $fma }>(n, a, x, y) }
         }
 
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn fold_dot(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
             // SAFETY: `FoldDotFn`'s contract.
-            unsafe { gemv::fold_dot_body(len, xe, panel, mr, out) }
+            unsafe { gemv::fold_dot_body::<{ $fma }>(len, xe, panel, mr, out) }
         }
 
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn dw_row(lo: usize, hi: usize, taps: &[depthwise::Tap], init: f32, out: *mut f32) {
             // SAFETY: `DwRowFn`'s contract.
-            unsafe { depthwise::row_body(lo, hi, taps, init, out) }
+            unsafe { depthwise::row_body::<{ $fma }>(lo, hi, taps, init, out) }
         }
     };
 }

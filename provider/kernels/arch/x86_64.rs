@@ -11,11 +11,11 @@ pub(crate) static AVX512: KernelSet =
     make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w);
 
 mod avx2w {
-    crate::kernels::arch::portable_wrappers!(16, "avx2,fma");
+    crate::kernels::arch::portable_wrappers!(16, true, "avx2,fma");
 }
 
 mod avx512w {
-    crate::kernels::arch::portable_wrappers!(32, "avx512f,avx2,fma");
+    crate::kernels::arch::portable_wrappers!(32, true, "avx512f,avx2,fma");
 }
 
 /// # Safety
