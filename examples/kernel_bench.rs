@@ -1,14 +1,42 @@
 //! Single-thread kernel throughput: GEMM (square and the conv GEMMs of ResNet-50 / MobileNetV1), GEMV, depthwise.
 //!
-//! `cargo run --release --example kernel_bench [-- --isa avx2|avx512|generic|neon|all] [--quick] [--filter TEXT]`
+//! `cargo run --release --example kernel_bench [-- --isa avx2|avx512|generic|neon|all] [--quick] [--filter TEXT]
+//! [--iters N]` (`--iters`: a fixed number of calls per case and no clock probe, so that
+//! `perf stat -e instructions:u` counts are comparable between builds on a busy machine).
 //!
 //! Prints GFLOP/s (median and best of several timed runs) and the fraction of this core's peak: the clock is
 //! measured with a chain of dependent adds (x86_64), peak = 32 FLOP/cycle for AVX2+FMA, 64 for AVX-512 (two
 //! 512-bit FMA ports), 16 for NEON (two 128-bit FMA pipes), 8 for the generic tier (SSE2 mul+add).
-//! Numbers are noisy on a shared machine: compare tiers in one run, not across runs.
+//! Times are thread CPU time (CLOCK_THREAD_CPUTIME_ID), so time-sharing with other processes is not counted; cache
+//! and frequency effects of a busy machine still are: compare tiers in one run, not across runs.
 
 use asymo_ep::kernels::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// Thread CPU time: time-sharing with other processes on a busy machine does not count (cache and frequency
+/// effects still do).
+#[derive(Clone, Copy)]
+struct Instant(f64);
+
+impl Instant {
+    fn now() -> Self {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Instant(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    fn elapsed(&self) -> Elapsed {
+        Elapsed(Instant::now().0 - self.0)
+    }
+}
+
+struct Elapsed(f64);
+
+impl Elapsed {
+    fn as_secs_f64(&self) -> f64 {
+        self.0
+    }
+}
 
 struct Rng(u64);
 impl Rng {
@@ -22,9 +50,20 @@ impl Rng {
     }
 }
 
+/// Fixed call count per case (`--iters N`), for instruction counts with `perf stat -e instructions:u`.
+static ITERS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
 /// Median and best seconds per call of `f`, after a warm-up, over about `budget`.
 fn time(budget: Duration, mut f: impl FnMut()) -> (f64, f64) {
     f();
+    if let Some(n) = ITERS.get().copied().flatten() {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        let per = t.elapsed().as_secs_f64() / n as f64;
+        return (per, per);
+    }
     let t0 = Instant::now();
     f();
     let one = t0.elapsed().as_secs_f64().max(1e-7);
@@ -220,12 +259,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let quick = args.iter().any(|a| a == "--quick");
+    ITERS.set(arg("--iters").map(|n| n.parse().expect("--iters N"))).unwrap();
     let isas: Vec<Isa> = match arg("--isa").as_deref() {
         None => vec![selected_isa()],
         Some("all") => Isa::ALL.into_iter().filter(|i| i.is_supported()).collect(),
         Some(s) => vec![Isa::parse(s).expect("--isa").unwrap_or_else(best_isa)],
     };
-    let ghz = clock_ghz();
+    let ghz = if arg("--iters").is_some() { None } else { clock_ghz() };
     match ghz {
         Some(g) => println!("measured clock: {g:.2} GHz (dependent-add chain); single thread"),
         None => println!("clock not measured on this target; single thread"),

@@ -95,7 +95,7 @@ pub(crate) fn depthwise_on(
     let ks = isa.kernels();
     if plane && nd <= 2 {
         let p = Plane2d::new(g);
-        if p.hp * p.sw * p.wq <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE {
+        if p.hp * p.sw * p.wq <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE && p.ho * p.wo > 0 {
             return plane_2d(ks, &p, input, weights, bias, multiplier, out, channels, epilogue, scratch);
         }
     }
@@ -287,15 +287,24 @@ fn plane_2d(
     epilogue: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
+    const SLACK: usize = 16; // zeros after the padded plane: vector chunks may run past a row's end
     let (taps, in_plane, out_plane) = (p.kh * p.kw, p.h * p.w, p.ho * p.wo);
     let qplane = p.hp * p.wq; // floats per phase
     // Wide mode: output rows at pitch sh·wq in phase space (exact for unit strides, otherwise computing sh× the
-    // outputs — still vectorized, which beats short rows).
-    let pitch = p.sh * p.wq;
+    // outputs — still vectorized, which beats short rows). Row mode: one call per output row, rows at pitch
+    // round_up(wo, 8). Either way every call covers whole 8-wide chunks (the extra outputs land in obuf's slack).
     let wide = (p.sh == 1 && p.sw == 1) || p.wo < 24;
-    let Scratch { v1: padded, out: obuf, taps: tap_list, .. } = scratch;
-    let padded = padded.get(p.sw * qplane);
-    let obuf = obuf.get(if wide { p.ho * pitch } else { out_plane });
+    let (pitch, span) = if wide {
+        (p.sh * p.wq, ((p.ho - 1) * p.sh * p.wq + p.wo).next_multiple_of(8))
+    } else {
+        (p.wo.next_multiple_of(8), p.wo.next_multiple_of(8))
+    };
+    let Scratch { v0: fin, v1: padded, out: obuf, taps: tap_list, .. } = scratch;
+    let padded = padded.get(p.sw * qplane + SLACK);
+    // The padding positions are never written below, so zeroing once per call is enough.
+    padded.fill(0.0);
+    let obuf = obuf.get((p.ho - 1) * pitch + span);
+    let fin = fin.get(if out.cs == 1 { 0 } else { out_plane });
     // Per column phase: first input column, first position, count (the same for every row).
     let mut phase_plan = [(0usize, 0usize, 0usize); MAX_PLANE_STRIDE];
     for (phase, plan) in phase_plan[..p.sw].iter_mut().enumerate() {
@@ -309,14 +318,10 @@ fn plane_2d(
     for oc in channels {
         let ic = oc / multiplier;
         if ic != loaded {
-            // Padded plane of input channel ic, phase-split by columns.
-            padded.fill(0.0);
+            // Interior of the padded plane of input channel ic, phase-split by columns.
             let x = &input[ic * in_plane..(ic + 1) * in_plane];
-            for ih in 0..p.h {
+            for ih in 0..p.h.min(p.hp.saturating_sub(p.ph)) {
                 let r = ih + p.ph;
-                if r >= p.hp {
-                    break;
-                }
                 let xrow = &x[ih * p.w..(ih + 1) * p.w];
                 // Column c = iw + pw goes to phase c mod sw, position c div sw: per phase, a strided copy.
                 for (phase, &(iw0, q0, n)) in phase_plan[..p.sw].iter().enumerate() {
@@ -335,60 +340,44 @@ fn plane_2d(
         }
         let wk = &weights[oc * taps..(oc + 1) * taps];
         let init = bias.map_or(0.0, |b| b[oc]);
-        let direct = out.cs == 1 && !wide;
-        let dst: *mut f32 = if direct {
-            // SAFETY: row oc of `out` (out_plane contiguous floats) is owned by this call.
-            unsafe { out.ptr_at(oc, 0) }
-        } else {
-            obuf.as_mut_ptr()
-        };
         let tap = |kh: usize, kw: usize, row: usize| {
             let c = kw * p.dw;
             let (phase, q) = (c % p.sw, c / p.sw);
             let base = padded[phase * qplane + (row + kh * p.dh) * p.wq + q..].as_ptr();
             Tap { base, off: 0, len: usize::MAX, w: wk[kh * p.kw + kw] }
         };
-        if wide {
+        let rows = if wide { 1 } else { p.ho };
+        for oh in 0..rows {
             tap_list.clear();
             for kh in 0..p.kh {
                 for kw in 0..p.kw {
-                    tap_list.push(tap(kh, kw, 0));
+                    tap_list.push(tap(kh, kw, oh * p.sh));
                 }
             }
-            // SAFETY: output t = oh·pitch + ow (t < (ho−1)·pitch + wo) reads phase row oh·sh + kh·dh at q + ow,
-            // inside the padded plane; obuf holds ho·pitch floats.
-            unsafe { (ks.dw_row)(0, (p.ho - 1) * pitch + p.wo, tap_list, init, dst) };
-        } else {
-            for oh in 0..p.ho {
-                tap_list.clear();
-                for kh in 0..p.kh {
-                    for kw in 0..p.kw {
-                        tap_list.push(tap(kh, kw, oh * p.sh));
-                    }
-                }
-                // SAFETY: each tap reads wo floats of one phase row, inside the padded plane; dst holds the plane.
-                unsafe { (ks.dw_row)(0, p.wo, tap_list, init, dst.add(oh * p.wo)) };
-            }
+            // SAFETY: output t of this call reads its phase row at q + t (wide: row oh·sh + kh·dh at pitch
+            // sh·wq); t < span overruns the last useful output by < 8, which stays inside the padded plane plus
+            // its SLACK; obuf holds (ho−1)·pitch + span floats.
+            unsafe { (ks.dw_row)(0, span, tap_list, init, obuf.as_mut_ptr().add(oh * pitch)) };
         }
-        // Compact the wide rows, apply the epilogue, store.
-        if wide {
-            for oh in 0..p.ho {
-                obuf.copy_within(oh * pitch..oh * pitch + p.wo, oh * p.wo);
-            }
+        // Gather the rows into the output (or a contiguous buffer), apply the epilogue there.
+        let dst: *mut f32 = if out.cs == 1 {
+            // SAFETY: row oc of `out` (out_plane contiguous floats) is owned by this call.
+            unsafe { out.ptr_at(oc, 0) }
+        } else {
+            fin.as_mut_ptr()
+        };
+        for oh in 0..p.ho {
+            // SAFETY: obuf row oh holds wo computed floats; dst holds out_plane floats.
+            unsafe { std::ptr::copy_nonoverlapping(obuf.as_ptr().add(oh * pitch), dst.add(oh * p.wo), p.wo) };
         }
         if !epilogue.is_empty() {
             // SAFETY: dst holds the channel's out_plane contiguous floats.
             unsafe { (ks.epilogue)(dst, 0, 1, out_plane, oc, 0, epilogue) };
         }
-        if !direct {
-            if out.cs == 1 {
-                // SAFETY: row oc of `out` is out_plane contiguous floats owned by this call.
-                unsafe { std::ptr::copy_nonoverlapping(obuf.as_ptr(), out.ptr_at(oc, 0), out_plane) };
-            } else {
-                for (j, &v) in obuf[..out_plane].iter().enumerate() {
-                    // SAFETY: (oc, j) is inside `out` and owned by this call.
-                    unsafe { *out.ptr_at(oc, j) = v };
-                }
+        if out.cs != 1 {
+            for (j, &v) in fin[..out_plane].iter().enumerate() {
+                // SAFETY: (oc, j) is inside `out` and owned by this call.
+                unsafe { *out.ptr_at(oc, j) = v };
             }
         }
     }
