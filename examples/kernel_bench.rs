@@ -277,6 +277,11 @@ fn main() {
         println!("== tier {} (mr {} nr {} kc {} mc {} nc {})", isa.name(), t.mr, t.nr, t.kc, t.mc, t.nc);
         let cx = Ctx { ghz, isa, budget, filter: arg("--filter") };
         let mut rng = Rng(42);
+        if cx.wants("microkernel") {
+            let mut flops = 0.0;
+            let t = time(cx.budget, || flops = microkernel_probe(isa, 256, 2000));
+            cx.report("microkernel only (k 256, L1-resident)", flops, t, "");
+        }
         for s in [64, 128, 256, 512, 1024, 2048] {
             bench_matmul(&cx, &format!("square {s}"), s, s, s, &mut rng);
         }

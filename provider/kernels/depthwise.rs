@@ -10,7 +10,7 @@
 use super::arch::fma;
 use super::gemm::check_epilogue;
 use super::isa::{selected_isa, Isa};
-use super::pack::unravel;
+use super::pack::{copy_strided, unravel};
 use super::{ConvGeometry, FusedOp, MatMut, Scratch};
 use std::ops::Range;
 
@@ -380,17 +380,6 @@ fn plane_2d(
                 unsafe { *out.ptr_at(oc, j) = v };
             }
         }
-    }
-}
-
-/// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
-fn copy_strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
-    let full = src.len() / S;
-    for (d, c) in dst.iter_mut().zip(src.chunks_exact(S)) {
-        *d = c[0];
-    }
-    if dst.len() > full {
-        dst[full] = src[full * S];
     }
 }
 

@@ -147,7 +147,9 @@ fn driver(
 ) {
     let (mr, nr) = (ks.mr, ks.nr);
     let ti = tile_info_for(ks.isa);
-    let (kc, mc, nc) = (ti.kc, ti.mc, ti.nc);
+    let (mc, nc) = (ti.mc, ti.nc);
+    // Split K into equal passes (K = 512 with kc = 384 runs 2 × 256, not 384 + 128).
+    let kc = k.div_ceil(k.div_ceil(ti.kc)).next_multiple_of(8).min(ti.kc.max(8));
     let own_a: Option<&PackedA> = match a {
         AOperand::Packed(pa) if pa.mr() == mr => Some(pa),
         _ => None,
@@ -156,7 +158,7 @@ fn driver(
         BOperand::Packed(pb) if pb.nr() == nr => Some(pb),
         _ => None,
     };
-    let Scratch { a: abuf, b: bbuf, tile, .. } = scratch;
+    let Scratch { a: abuf, b: bbuf, tile, im2col, .. } = scratch;
     let tile = tile.get(mr * nr).as_mut_ptr();
     let mut jc = cols.start;
     while jc < cols.end {
@@ -172,7 +174,7 @@ fn driver(
                     let dst = bbuf.get(jn.div_ceil(nr) * nr * kb);
                     match b {
                         BOperand::View(v) => pack_b(v, pc, kb, jc, jn, nr, dst),
-                        BOperand::Im2col(im) => pack_b_im2col(im, pc, kb, jc, jn, nr, dst),
+                        BOperand::Im2col(im) => pack_b_im2col(im, pc, kb, jc, jn, nr, dst, im2col),
                         BOperand::Packed(pb) => pack_b_from(pb, pc, kb, jc, jn, nr, dst),
                     }
                     Panels { base: dst.as_ptr(), origin: jc, stride: kb * nr, k_off: 0 }
@@ -272,4 +274,20 @@ impl Pass<'_, '_> {
             }
         }
     }
+}
+
+/// Run `isa`'s micro-kernel `reps` times on L1-resident panels of depth `k` (for benchmarks: the kernel's own
+/// ceiling, without packing or memory traffic). Returns the FLOPs performed.
+#[doc(hidden)]
+pub fn microkernel_probe(isa: Isa, k: usize, reps: usize) -> f64 {
+    let ks = isa.kernels();
+    let a = vec![1.0f32; ks.mr * k];
+    let b = vec![1e-3f32; ks.nr * k];
+    let mut c = vec![0.0f32; ks.mr * ks.nr];
+    for r in 0..reps {
+        // SAFETY: the panels hold k·MR and k·NR floats; c is one MR × NR tile with row stride NR.
+        unsafe { (ks.gemm)(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ks.nr as isize, r > 0) };
+    }
+    std::hint::black_box(&c);
+    2.0 * (ks.mr * ks.nr * k * reps) as f64
 }

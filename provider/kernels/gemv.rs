@@ -202,7 +202,7 @@ pub(crate) fn row_partial(
                 let dst = scratch.b.get(w.div_ceil(nr) * nr * kl);
                 match b {
                     BOperand::View(v) => pack_b(v, kr.start, kl, j, w, nr, dst),
-                    BOperand::Im2col(im) => pack_b_im2col(im, kr.start, kl, j, w, nr, dst),
+                    BOperand::Im2col(im) => pack_b_im2col(im, kr.start, kl, j, w, nr, dst, &mut scratch.im2col),
                     BOperand::Packed(_) => unreachable!(),
                 }
                 for q in 0..w.div_ceil(nr) {
@@ -239,7 +239,7 @@ pub(crate) fn col_partial(
     match b {
         BOperand::View(v) => x.iter_mut().enumerate().for_each(|(t, x)| *x = v.at(kr.start + t, j)),
         BOperand::Packed(pb) => x.iter_mut().enumerate().for_each(|(t, x)| *x = pb.at(kr.start + t, j)),
-        BOperand::Im2col(im) => pack_b_im2col(im, kr.start, kl, j, 1, 1, x),
+        BOperand::Im2col(im) => pack_b_im2col(im, kr.start, kl, j, 1, 1, x, &mut scratch.im2col),
     }
     match a {
         AOperand::Packed(pa) => {

@@ -31,7 +31,7 @@ mod tests;
 pub use cache::CacheSizes;
 pub use depthwise::depthwise_conv;
 pub use epilogue::apply_epilogue;
-pub use gemm::gemm_block;
+pub use gemm::{gemm_block, microkernel_probe};
 pub use gemv::{gemv_partial, gemv_reduce, gemv_shape, GemvShape};
 pub use isa::{best_isa, force_isa, selected_isa, tile_info, tile_info_for, Isa, TileInfo};
 pub use pack::{PackedA, PackedB, Scratch};

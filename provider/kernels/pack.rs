@@ -120,6 +120,7 @@ pub struct Scratch {
     pub(crate) v1: AlignedBuf,
     pub(crate) out: AlignedBuf,
     pub(crate) taps: Vec<Tap>,
+    pub(crate) im2col: Im2colWork,
 }
 
 impl Scratch {
@@ -244,15 +245,47 @@ fn zero_pad_cols(pan: &mut [f32], w: usize, nr: usize, kc: usize) {
     }
 }
 
+/// Reusable index work of the im2col packer (per worker, inside [`Scratch`]).
+#[derive(Default, Debug)]
+pub(crate) struct Im2colWork {
+    segs: Vec<Seg>,
+    /// Distinct outer output multi-indices of the block, `nd − 1` values each.
+    outer: Vec<usize>,
+    /// Per distinct outer index: offset of the input row the current packed row reads, or −1 (padding).
+    rowbase: Vec<isize>,
+}
+
+/// A run of columns inside one panel and one output row.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    /// Offset in the packed block of the run's first lane, without the packed-row term.
+    dst: usize,
+    len: usize,
+    /// Last-dimension output index of the run's first column.
+    ow: usize,
+    /// Index into the distinct outer output indices.
+    outer: usize,
+}
+
 /// Pack rows `p0 .. p0+kc`, columns `j0 .. j0+n` of the virtual im2col matrix straight into NR-column panels.
 ///
-/// Row `p` is (channel, kernel tap); column `j` an output position. Positions are walked in runs along the last
-/// spatial dimension: within a run the input index is affine in the position, so each run splits into a left
-/// padding part, a strided copy, and a right padding part.
-pub(crate) fn pack_b_im2col(im: Im2col<'_>, p0: usize, kc: usize, j0: usize, n: usize, nr: usize, dst: &mut [f32]) {
+/// Row `p` is (channel, kernel tap); column `j` an output position. The block's columns are cut once into runs that
+/// stay inside one panel and one output row; for every packed row, each run is then a left padding part, a copy
+/// (contiguous for stride 1), and a right padding part — the input index is affine along a run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b_im2col(
+    im: Im2col<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    n: usize,
+    nr: usize,
+    dst: &mut [f32],
+    work: &mut Im2colWork,
+) {
     let g = im.geometry;
     let nd = g.kernel.len();
-    assert!(nd >= 1, "im2col needs at least one spatial dimension");
+    assert!((1..=8).contains(&nd), "im2col supports 1 to 8 spatial dimensions");
     let taps: usize = g.kernel.iter().product();
     let in_plane: usize = g.in_spatial.iter().product();
     let last = nd - 1;
@@ -260,54 +293,26 @@ pub(crate) fn pack_b_im2col(im: Im2col<'_>, p0: usize, kc: usize, j0: usize, n: 
     let (s, d, pad) = (g.strides[last] as isize, g.dilations[last] as isize, g.pads_begin[last] as isize);
     let panels = n.div_ceil(nr);
     let dst = &mut dst[..panels * nr * kc];
-    let mut kidx = [0usize; 8];
+    let Im2colWork { segs, outer, rowbase } = work;
+    // 1. Cut the columns into runs (the same for every packed row).
+    segs.clear();
+    outer.clear();
     let mut oidx = [0usize; 8];
-    assert!(nd <= 8, "im2col supports up to 8 spatial dimensions");
-    for p in p0..p0 + kc {
-        let (c, t) = (p / taps, p % taps);
-        unravel(t, &g.kernel, &mut kidx[..nd]);
-        let plane = &im.input[c * in_plane..(c + 1) * in_plane];
-        let row_off = (p - p0) * nr;
-        // Column cursor in panel layout.
-        let (mut q, mut lane) = (0usize, 0usize);
-        let mut put = |v: f32| {
-            dst[q * nr * kc + row_off + lane] = v;
-            lane += 1;
-            if lane == nr {
-                lane = 0;
-                q += 1;
-            }
-        };
-        unravel(j0, &g.out_spatial, &mut oidx[..nd]);
-        let mut j = j0;
-        while j < j0 + n {
-            let ow0 = oidx[last];
-            let run = (w_out - ow0).min(j0 + n - j);
-            // Offset of the input row for the outer dimensions, or None inside the padding.
-            let mut base = Some(0usize);
-            for dd in 0..last {
-                let pos = (oidx[dd] * g.strides[dd] + kidx[dd] * g.dilations[dd]) as isize - g.pads_begin[dd] as isize;
-                if pos < 0 || pos as usize >= g.in_spatial[dd] {
-                    base = None;
-                    break;
-                }
-                base = base.map(|b| b * g.in_spatial[dd] + pos as usize);
-            }
-            match base {
-                None => (0..run).for_each(|_| put(0.0)),
-                Some(b) => {
-                    let row = &plane[b * w_in..(b + 1) * w_in];
-                    // iw(ow) = ow·s + kw·d − pad; valid for ow in [lo, hi).
-                    let off = kidx[last] as isize * d - pad;
-                    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-                    let hi = if (w_in as isize) > off { (w_in as isize - off + s - 1) / s } else { 0 };
-                    for ow in ow0 as isize..(ow0 + run) as isize {
-                        put(if ow >= lo && ow < hi { row[(ow * s + off) as usize] } else { 0.0 });
-                    }
-                }
-            }
-            j += run;
-            // Next run: last index back to 0, carry into the outer dimensions.
+    unravel(j0, &g.out_spatial, &mut oidx[..nd]);
+    outer.extend_from_slice(&oidx[..last]);
+    let (mut q, mut lane, mut j, mut outer_id) = (0usize, 0usize, j0, 0usize);
+    while j < j0 + n {
+        let ow = oidx[last];
+        let len = (w_out - ow).min(nr - lane).min(j0 + n - j);
+        segs.push(Seg { dst: q * nr * kc + lane, len, ow, outer: outer_id });
+        lane += len;
+        if lane == nr {
+            lane = 0;
+            q += 1;
+        }
+        j += len;
+        oidx[last] += len;
+        if oidx[last] == w_out {
             oidx[last] = 0;
             let mut dd = last;
             while dd > 0 {
@@ -318,13 +323,76 @@ pub(crate) fn pack_b_im2col(im: Im2col<'_>, p0: usize, kc: usize, j0: usize, n: 
                 }
                 oidx[dd] = 0;
             }
-            if run == 0 {
-                break;
+            if j < j0 + n {
+                outer_id += 1;
+                outer.extend_from_slice(&oidx[..last]);
+            }
+        }
+    }
+    let n_outer = outer_id + 1;
+    // 2. Every packed row.
+    let mut kidx = [0usize; 8];
+    for p in p0..p0 + kc {
+        let (c, t) = (p / taps, p % taps);
+        unravel(t, &g.kernel, &mut kidx[..nd]);
+        let plane = &im.input[c * in_plane..(c + 1) * in_plane];
+        rowbase.clear();
+        for o in 0..n_outer {
+            let mut base = 0isize;
+            for dd in 0..last {
+                let pos = (outer[o * last + dd] * g.strides[dd] + kidx[dd] * g.dilations[dd]) as isize
+                    - g.pads_begin[dd] as isize;
+                if pos < 0 || pos as usize >= g.in_spatial[dd] {
+                    base = -1;
+                    break;
+                }
+                base = base * g.in_spatial[dd] as isize + pos;
+            }
+            rowbase.push(if base < 0 { -1 } else { base * w_in as isize });
+        }
+        // iw(ow) = ow·s + off is inside the input row for ow in [lo, hi).
+        let off = kidx[last] as isize * d - pad;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = if (w_in as isize) > off { (w_in as isize - off + s - 1) / s } else { 0 };
+        let prow = (p - p0) * nr;
+        for seg in segs.iter() {
+            let out = &mut dst[seg.dst + prow..][..seg.len];
+            let rb = rowbase[seg.outer];
+            if rb < 0 {
+                out.fill(0.0);
+                continue;
+            }
+            let row = &plane[rb as usize..rb as usize + w_in];
+            let (a, b) = (seg.ow as isize, (seg.ow + seg.len) as isize);
+            let vlo = lo.clamp(a, b);
+            let vhi = hi.clamp(vlo, b);
+            let (m0, m1) = ((vlo - a) as usize, (vhi - a) as usize);
+            out[..m0].fill(0.0);
+            out[m1..].fill(0.0);
+            if m1 > m0 {
+                let first = (vlo * s + off) as usize;
+                let mid = &mut out[m0..m1];
+                match s {
+                    1 => mid.copy_from_slice(&row[first..first + mid.len()]),
+                    2 => copy_strided::<2>(mid, &row[first..]),
+                    _ => mid.iter_mut().zip(row[first..].iter().step_by(s as usize)).for_each(|(m, &v)| *m = v),
+                }
             }
         }
     }
     let w = n - (panels - 1) * nr;
     zero_pad_cols(&mut dst[(panels - 1) * nr * kc..], w, nr, kc);
+}
+
+/// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
+pub(crate) fn copy_strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let full = src.len() / S;
+    for (d, c) in dst.iter_mut().zip(src.chunks_exact(S)) {
+        *d = c[0];
+    }
+    if dst.len() > full {
+        dst[full] = src[full * S];
+    }
 }
 
 /// Row-major multi-index of `flat` within `dims`.

@@ -27,6 +27,12 @@ unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32,
     // SAFETY: the panels hold k·MR and k·NR floats (read below in order); the tile rows are NR writable floats at
     // c + i·rsc (the caller's contract); AVX2/FMA are enabled on this function and supported by the caller's check.
     unsafe {
+        // Warm the C tile while the product runs (it is read back when accumulating and written at the end).
+        for i in 0..MR {
+            let cp = c.offset(i as isize * rsc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(cp);
+            _mm_prefetch::<_MM_HINT_T0>(cp.add(63));
+        }
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         let mut ap = a;
         let mut bp = b;
@@ -76,6 +82,11 @@ unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, b: *const f32, c: *mut f
     const NR: usize = 32;
     // SAFETY: as in the AVX2 kernel, with AVX-512F enabled here and checked by the caller.
     unsafe {
+        for i in 0..MR {
+            let cp = c.offset(i as isize * rsc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(cp);
+            _mm_prefetch::<_MM_HINT_T0>(cp.add(127));
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let mut ap = a;
         let mut bp = b;
