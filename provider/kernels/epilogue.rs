@@ -12,22 +12,80 @@ pub fn apply_epilogue(mut y: f32, i: usize, j: usize, ops: &[FusedOp<'_>]) -> f3
             FusedOp::AddScaled { src, beta } => y + beta * src.at(i, j),
             FusedOp::RowBias(b) => y + b[i],
             FusedOp::ColBias(b) => y + b[j],
-            FusedOp::Relu => y.max(0.0),
-            FusedOp::Clip { lo, hi } => y.max(lo).min(hi),
-            FusedOp::LeakyRelu(a) => {
-                if y < 0.0 {
-                    a * y
-                } else {
-                    y
-                }
-            }
+            FusedOp::Relu => relu(y),
+            FusedOp::Clip { lo, hi } => clip(y, lo, hi),
+            FusedOp::LeakyRelu(a) => leaky(y, a),
             FusedOp::Sigmoid => 1.0 / (1.0 + (-y).exp()),
-            FusedOp::HardSigmoid { alpha, beta } => (alpha * y + beta).clamp(0.0, 1.0),
-            FusedOp::HardSwish => y * (y / 6.0 + 0.5).clamp(0.0, 1.0),
+            FusedOp::HardSigmoid { alpha, beta } => clip(alpha * y + beta, 0.0, 1.0),
+            FusedOp::HardSwish => y * clip(y / 6.0 + 0.5, 0.0, 1.0),
             FusedOp::Add(src) => y + src.at(i, j),
         };
     }
     y
+}
+
+/// `max(y, 0)`; NaN gives 0 (as `f32::max`). Written as a select so it compiles to one `maxps` / `fmax`.
+#[inline(always)]
+fn relu(y: f32) -> f32 {
+    if y > 0.0 {
+        y
+    } else {
+        0.0
+    }
+}
+
+/// `min(max(y, lo), hi)`; NaN gives `lo` (as `f32::max` then `f32::min`).
+#[inline(always)]
+fn clip(y: f32, lo: f32, hi: f32) -> f32 {
+    let y = if y > lo { y } else { lo };
+    if y < hi {
+        y
+    } else {
+        hi
+    }
+}
+
+#[inline(always)]
+fn leaky(y: f32, a: f32) -> f32 {
+    if y < 0.0 {
+        a * y
+    } else {
+        y
+    }
+}
+
+/// Apply `ops` to a full `m × N` tile (N = the tier's NR): fixed-width rows, so each op is a few whole-register
+/// instructions per row, and each op is dispatched once per tile.
+///
+/// # Safety
+/// As [`tile_body`] with `n = N`.
+#[inline(always)]
+pub(crate) unsafe fn tile_body_fixed<const N: usize>(
+    c: *mut f32,
+    rsc: isize,
+    m: usize,
+    i0: usize,
+    j0: usize,
+    ops: &[FusedOp<'_>],
+) {
+    // SAFETY (all row accesses below): row r of the tile is N contiguous floats owned by the caller.
+    let row = |r: usize| unsafe { &mut *(c.offset(r as isize * rsc) as *mut [f32; N]) };
+    for op in ops {
+        match *op {
+            FusedOp::Scale(a) => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v *= a)),
+            FusedOp::RowBias(b) => (0..m).for_each(|r| {
+                let b = b[i0 + r];
+                row(r).iter_mut().for_each(|v| *v += b)
+            }),
+            FusedOp::ColBias(b) => {
+                let b: &[f32; N] = b[j0..j0 + N].try_into().unwrap();
+                (0..m).for_each(|r| row(r).iter_mut().zip(b).for_each(|(v, b)| *v += b))
+            }
+            FusedOp::Relu => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v = relu(*v))),
+            FusedOp::Clip { lo, hi } => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v = clip(*v, lo, hi))),
+            _ => (0..m).for_each(|r| row_body(row(r), i0 + r, j0, std::slice::from_ref(op))),
+        }
+    }
 }
 
 /// Apply `ops` to the `m × n` tile at `c` (row stride `rsc`, columns contiguous), tile (0, 0) = C (i0, j0).

@@ -88,8 +88,14 @@ macro_rules! portable_wrappers {
         pub(crate) unsafe fn epilogue(
             c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>],
         ) {
-            // SAFETY: the caller upholds `EpilogueFn`'s contract, which is the body's.
-            unsafe { epilogue::tile_body(c, rsc, m, n, i0, j0, ops) }
+            // SAFETY: the caller upholds `EpilogueFn`'s contract, which is the bodies'.
+            unsafe {
+                if n == $nr {
+                    epilogue::tile_body_fixed::<$nr>(c, rsc, m, i0, j0, ops)
+                } else {
+                    epilogue::tile_body(c, rsc, m, n, i0, j0, ops)
+                }
+            }
         }
 
         $(#[target_feature(enable = $feat)])?
