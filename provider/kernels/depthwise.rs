@@ -253,8 +253,14 @@ impl Plane2d {
         let two = g.kernel.len() == 2;
         let at = |v: &Vec<usize>, one: usize| if two { v[0] } else { one };
         let last = g.kernel.len() - 1;
-        let (h, ho, kh, sh, dh, ph) =
-            (at(&g.in_spatial, 1), at(&g.out_spatial, 1), at(&g.kernel, 1), at(&g.strides, 1), at(&g.dilations, 1), at(&g.pads_begin, 0));
+        let (h, ho, kh, sh, dh, ph) = (
+            at(&g.in_spatial, 1),
+            at(&g.out_spatial, 1),
+            at(&g.kernel, 1),
+            at(&g.strides, 1),
+            at(&g.dilations, 1),
+            at(&g.pads_begin, 0),
+        );
         let (w, wo, kw, sw, dw, pw) = (
             g.in_spatial[last],
             g.out_spatial[last],
@@ -290,9 +296,9 @@ fn plane_2d(
     const SLACK: usize = 16; // zeros after the padded plane: vector chunks may run past a row's end
     let (taps, in_plane, out_plane) = (p.kh * p.kw, p.h * p.w, p.ho * p.wo);
     let qplane = p.hp * p.wq; // floats per phase
-    // Wide mode: output rows at pitch sh·wq in phase space (exact for unit strides, otherwise computing sh× the
-    // outputs — still vectorized, which beats short rows). Row mode: one call per output row, rows at pitch
-    // round_up(wo, 8). Either way every call covers whole 8-wide chunks (the extra outputs land in obuf's slack).
+                              // Wide mode: output rows at pitch sh·wq in phase space (exact for unit strides, otherwise computing sh× the
+                              // outputs — still vectorized, which beats short rows). Row mode: one call per output row, rows at pitch
+                              // round_up(wo, 8). Either way every call covers whole 8-wide chunks (the extra outputs land in obuf's slack).
     let wide = (p.sh == 1 && p.sw == 1) || p.wo < 24;
     let (pitch, span) = if wide {
         (p.sh * p.wq, ((p.ho - 1) * p.sh * p.wq + p.wo).next_multiple_of(8))

@@ -287,7 +287,12 @@ fn strided_col(v: MatRef<'_>, rows: Range<usize>, kr: Range<usize>, x: &[f32], o
 /// # Safety
 /// [`super::arch::GemvPanelFn`]'s contract with NR = `N`.
 #[inline(always)]
-pub(crate) unsafe fn panel_body<const N: usize, const F: bool>(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
+pub(crate) unsafe fn panel_body<const N: usize, const F: bool>(
+    k: usize,
+    x: *const f32,
+    panel: *const f32,
+    out: *mut f32,
+) {
     let (mut acc0, mut acc1) = ([0f32; N], [0f32; N]);
     let mut p = 0;
     // SAFETY (whole body): x holds k floats, the panel k·N floats, out N floats.
@@ -316,7 +321,14 @@ pub(crate) unsafe fn panel_body<const N: usize, const F: bool>(k: usize, x: *con
 /// # Safety
 /// [`super::arch::GemvRowsFn`]'s contract.
 #[inline(always)]
-pub(crate) unsafe fn rows_body<const F: bool>(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
+pub(crate) unsafe fn rows_body<const F: bool>(
+    k: usize,
+    x: *const f32,
+    b: *const f32,
+    ldb: isize,
+    n: usize,
+    out: *mut f32,
+) {
     const W: usize = 64;
     debug_assert!(n <= W);
     let mut acc = [0f32; W];
@@ -383,7 +395,13 @@ pub(crate) unsafe fn axpy_body<const F: bool>(n: usize, a: f32, x: *const f32, y
 /// # Safety
 /// [`super::arch::FoldDotFn`]'s contract; `mr` divides 48.
 #[inline(always)]
-pub(crate) unsafe fn fold_dot_body<const F: bool>(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
+pub(crate) unsafe fn fold_dot_body<const F: bool>(
+    len: usize,
+    xe: *const f32,
+    panel: *const f32,
+    mr: usize,
+    out: *mut f32,
+) {
     const W: usize = 48;
     assert!(mr > 0 && W.is_multiple_of(mr));
     // SAFETY: both streams hold len floats.
