@@ -646,3 +646,75 @@ fn force_isa_rejects_unsupported_tiers() {
         assert!(force_isa(Some(i)).is_err());
     }
 }
+
+#[test]
+fn shared_types_are_thread_safe() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Scratch>();
+    send::<PackedA>();
+    sync::<PackedA>();
+    send::<PackedB>();
+    sync::<PackedB>();
+    send::<MatMut<'static>>();
+    sync::<MatRef<'static>>();
+}
+
+#[test]
+fn concurrent_workers_write_disjoint_blocks() {
+    let (m, n, k) = (50, 70, 40);
+    let mut rng = Rng::new(12);
+    let (av, bv, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m));
+    let ops = [FusedOp::RowBias(&bias), FusedOp::Relu];
+    let want = naive_gemm(&av, &bv, m, n, k, &ops);
+    let pb = PackedB::pack(MatRef::row_major(&bv, k, n));
+    let ti = tile_info();
+    let mut c = vec![f32::NAN; m * n];
+    let cm = MatMut::row_major(&mut c, m, n);
+    let blocks: Vec<(Range<usize>, Range<usize>)> = (0..m)
+        .step_by(ti.mr * 2)
+        .flat_map(|r| (0..n).step_by(ti.nr).map(move |j| (r..(r + ti.mr * 2).min(m), j..(j + ti.nr).min(n))))
+        .collect();
+    std::thread::scope(|s| {
+        for w in 0..3 {
+            let (blocks, av, pb, ops) = (&blocks, &av, &pb, &ops);
+            s.spawn(move || {
+                let mut scratch = Scratch::new();
+                for (r, cc) in blocks.iter().skip(w).step_by(3) {
+                    let a = AOperand::View(MatRef::row_major(av, m, k));
+                    gemm_block(a, BOperand::Packed(pb), cm, k, r.clone(), cc.clone(), ops, &mut scratch);
+                }
+            });
+        }
+    });
+    assert_close(&c, &want, "concurrent blocks");
+}
+
+#[test]
+fn alpha_beta_variants_through_the_epilogue() {
+    // Gemm: Y = alpha·A·B + beta·C, with alpha and beta of 0, −0, 1 and others; C broadcast as a row.
+    let (m, n, k) = (7, 19, 9);
+    let mut rng = Rng::new(13);
+    let (av, bv, cv) = (rng.vec(m * k), rng.vec(k * n), rng.vec(n));
+    for alpha in [0.0, -0.0, 1.0, -2.5] {
+        for beta in [0.0, -0.0, 1.0, 0.5] {
+            let ops = [FusedOp::Scale(alpha), FusedOp::AddScaled { src: MatRef::new(&cv, m, n, 0, 1), beta }];
+            let want = naive_gemm(&av, &bv, m, n, k, &ops);
+            for isa in tiers() {
+                let mut c = vec![f32::NAN; m * n];
+                gemm_block_on(
+                    Some(isa),
+                    AOperand::View(MatRef::row_major(&av, m, k)),
+                    BOperand::View(MatRef::row_major(&bv, k, n)),
+                    MatMut::row_major(&mut c, m, n),
+                    k,
+                    0..m,
+                    0..n,
+                    &ops,
+                    &mut Scratch::new(),
+                );
+                assert_close(&c, &want, &format!("{} alpha {alpha} beta {beta}", isa.name()));
+            }
+        }
+    }
+}
