@@ -121,6 +121,8 @@ pub struct Scratch {
     pub(crate) out: AlignedBuf,
     pub(crate) taps: Vec<Tap>,
     pub(crate) im2col: Im2colWork,
+    pub(crate) dw_offs: Vec<usize>,
+    pub(crate) dw_w: Vec<[f32; 8]>,
 }
 
 impl Scratch {

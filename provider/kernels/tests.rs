@@ -2,7 +2,7 @@
 //! random shapes and on the edges (1, primes, MR ± 1, NR ± 1, KC ± 1), with NaN-filled, strided outputs to prove each
 //! call writes exactly its block.
 
-use super::depthwise::depthwise_on;
+use super::depthwise::{depthwise_on, DwPath};
 use super::gemm::gemm_block_on;
 use super::gemv::{col_partial, row_partial};
 use super::*;
@@ -596,12 +596,12 @@ fn depthwise_matches_direct_conv() {
                 cases.push((g, rng.range(1, 2)));
             }
         }
-        for t in 0..40 {
+        for t in 0..60 {
             let nd = [1, 2, 2, 3][t % 4];
             let c = rng.range(1, 4);
             cases.push((random_geometry(&mut rng, nd, c), rng.range(1, 3)));
         }
-        for (g, mult) in cases {
+        for (case, (g, mult)) in cases.into_iter().enumerate() {
             let c_out = g.channels * mult;
             let taps: usize = g.kernel.iter().product();
             let (x, w, bias) = (rng.vec(g.in_size()), rng.vec(c_out * taps), rng.vec(c_out));
@@ -620,11 +620,12 @@ fn depthwise_matches_direct_conv() {
             let cs = rng.range(1, 2);
             let rs = g.n() * cs + 3;
             let mut buf = vec![f32::NAN; c_out * rs];
+            // Every path on every kind of case (the fixed 2-D cases come in sixes, the random ones in fours).
+            let path = [DwPath::Auto, DwPath::General, DwPath::Plane, DwPath::Interleaved, DwPath::Plane][case % 5];
             {
                 let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
-                let plane = rng.range(0, 1) == 1;
                 for r in random_split(&mut rng, c_out, 1) {
-                    depthwise_on(isa, plane, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
+                    depthwise_on(isa, path, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
                 }
             }
             let mut got = vec![0.0; c_out * g.n()];
@@ -633,7 +634,7 @@ fn depthwise_matches_direct_conv() {
                     got[i * g.n() + j] = std::mem::replace(&mut buf[i * rs + j * cs], f32::NAN);
                 }
             }
-            let what = format!("{} depthwise {g:?} mult {mult} ops {ops:?}", isa.name());
+            let what = format!("{} depthwise {path:?} {g:?} mult {mult} ops {ops:?}", isa.name());
             assert!(buf.iter().all(|v| v.is_nan()), "{what}: wrote outside the output");
             assert_close(&got, &want, &what);
         }

@@ -46,6 +46,9 @@ pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const 
 /// Depthwise interior: `out[o] = init + Σ_t w_t·src_t[o + off_t]` for `o` in `lo..hi`, all reads in bounds.
 pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
 
+/// Channel-interleaved depthwise (8 channels per pixel, see `depthwise::interleaved_body`).
+pub(crate) type DwInterleavedFn = unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
+
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
     pub(crate) isa: Isa,
@@ -60,6 +63,7 @@ pub(crate) struct KernelSet {
     pub(crate) axpy: AxpyFn,
     pub(crate) fold_dot: FoldDotFn,
     pub(crate) dw_row: DwRowFn,
+    pub(crate) dw_interleaved: DwInterleavedFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -133,6 +137,14 @@ macro_rules! portable_wrappers {
             // SAFETY: `DwRowFn`'s contract.
             unsafe { depthwise::row_body::<{ $fma }>(lo, hi, taps, init, out) }
         }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dw_interleaved(
+            geo: &depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32,
+        ) {
+            // SAFETY: `DwInterleavedFn`'s contract.
+            unsafe { depthwise::interleaved_body::<{ $fma }>(geo, w, init, x, out) }
+        }
     };
 }
 pub(crate) use portable_wrappers;
@@ -154,6 +166,7 @@ macro_rules! make_kernel_set {
             axpy: w::axpy,
             fold_dot: w::fold_dot,
             dw_row: w::dw_row,
+            dw_interleaved: w::dw_interleaved,
         }
     }};
 }
