@@ -228,6 +228,23 @@ fn bench_gemv(cx: &Ctx, name: &str, n: usize, k: usize, rng: &mut Rng) {
     cx.report(name, 2.0 * (n * k) as f64, t, &format!("{gbs:.1} GB/s of weights"));
 }
 
+/// y (m×1) = W (m×k packed, conv weights) · x (k×1): a 1×1 convolution on a 1×1 map. Reports GB/s of weights.
+fn bench_gemv_col(cx: &Ctx, name: &str, m: usize, k: usize, rng: &mut Rng) {
+    if !cx.wants(name) {
+        return;
+    }
+    let (x, w) = (rng.vec(k), rng.vec(k * m));
+    let pw = PackedA::pack(MatRef::row_major(&w, m, k));
+    let mut y = vec![0.0; m];
+    let mut s = Scratch::new();
+    let t = time(cx.budget, || {
+        let ym = MatMut::row_major(&mut y, m, 1);
+        gemm_block(AOperand::Packed(&pw), BOperand::View(MatRef::row_major(&x, k, 1)), ym, k, 0..m, 0..1, &[], &mut s);
+    });
+    let gbs = (4 * k * m) as f64 / t.0 / 1e9;
+    cx.report(name, 2.0 * (m * k) as f64, t, &format!("{gbs:.1} GB/s of weights"));
+}
+
 /// MobileNetV1 depthwise 3×3 (pad 1) over all channels, bias + Relu6.
 fn bench_dw(cx: &Ctx, c: usize, hw: usize, stride: usize, rng: &mut Rng) {
     let name = format!("mobilenet dw3x3 C{c} {hw}x{hw} s{stride}");
@@ -310,6 +327,7 @@ fn main() {
         bench_gemv(&cx, "gemv 1x4096x4096", 4096, 4096, &mut rng);
         bench_gemv(&cx, "gemv 1x1024x4096 (K 1024, N 4096)", 4096, 1024, &mut rng);
         bench_gemv(&cx, "resnet50 fc 1x2048x1000", 1000, 2048, &mut rng);
+        bench_gemv_col(&cx, "mobilenet fc conv1x1 M1000 K1024 N1 (packed A)", 1000, 1024, &mut rng);
         for (c, hw, s) in [
             (32, 112, 1),
             (64, 112, 2),

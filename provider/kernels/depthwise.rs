@@ -49,7 +49,19 @@ pub fn depthwise_conv(
     epilogue: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
-    depthwise_on(selected_isa(), DwPath::Auto, input, weights, bias, geometry, multiplier, out, channels, epilogue, scratch)
+    depthwise_on(
+        selected_isa(),
+        DwPath::Auto,
+        input,
+        weights,
+        bias,
+        geometry,
+        multiplier,
+        out,
+        channels,
+        epilogue,
+        scratch,
+    )
 }
 
 /// Which depthwise algorithm runs (tests force each one).

@@ -47,7 +47,8 @@ pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const 
 pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
 
 /// Channel-interleaved depthwise (8 channels per pixel, see `depthwise::interleaved_body`).
-pub(crate) type DwInterleavedFn = unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
+pub(crate) type DwInterleavedFn =
+    unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
 
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
