@@ -338,7 +338,7 @@ fn interleaved_2d(
         }
         // SAFETY: xt holds hp·wp pixels of IL floats and every tap of every output pixel reads inside it; ot holds
         // out_plane pixels.
-        unsafe { (ks.dw_interleaved)(&geo, &w, init, xt.as_ptr(), ot.as_mut_ptr()) };
+        unsafe { (ks.dw_interleaved)(&geo, w, init, xt.as_ptr(), ot.as_mut_ptr()) };
         for l in 0..lanes {
             let oc = oc0 + l;
             let dst: *mut f32 = if out.cs == 1 {
