@@ -147,7 +147,9 @@ fn driver(
 ) {
     let (mr, nr) = (ks.mr, ks.nr);
     let ti = tile_info_for(ks.isa);
-    let (mc, nc) = (ti.mc, ti.nc);
+    // A pre-packed B needs no column passes (and each pass would re-pack A); a B packed here is cut into nc passes.
+    let mc = ti.mc;
+    let nc = if matches!(b, BOperand::Packed(pb) if pb.nr() == nr) { cols.len() } else { ti.nc };
     // Split K into equal passes (K = 512 with kc = 384 runs 2 × 256, not 384 + 128).
     let kc = k.div_ceil(k.div_ceil(ti.kc)).next_multiple_of(8).min(ti.kc.max(8));
     let own_a: Option<&PackedA> = match a {

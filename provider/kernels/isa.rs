@@ -139,7 +139,8 @@ pub struct TileInfo {
     pub kc: usize,
     /// Rows of A packed per pass (`mc × kc` stays in L2).
     pub mc: usize,
-    /// Columns of B packed per pass (`kc × nc` bounded by L3 and scratch size).
+    /// Columns of B packed per pass when B is packed per block (`kc × nc` stays in L2 between packing and use).
+    /// A pre-packed B is not cut into column passes.
     pub nc: usize,
 }
 
@@ -158,12 +159,12 @@ pub fn tile_info_for(isa: Isa) -> TileInfo {
 }
 
 /// Blocking sizes from cache sizes (the usual BLIS analysis, with floors and caps so odd sysfs values stay safe):
-/// the `kc × nr` B micro-panel takes half of L1, the `mc × kc` A block half of L2, the `kc × nc` B block a quarter
-/// of L3 (capped: it lives in each worker's scratch).
+/// the `kc × nr` B micro-panel takes half of L1, the `mc × kc` A block half of L2, and a B block packed per pass
+/// (`kc × nc`) the other half of L2, so it is still there when the micro-kernel reads it back.
 pub(crate) fn blocking(isa: Isa, mr: usize, nr: usize, caches: &CacheSizes) -> TileInfo {
     let kc = (caches.l1d / 2 / (nr * 4)).clamp(64, 512) / 16 * 16;
     let mc = ((caches.l2 / 2 / (kc * 4)).clamp(mr, 960) / mr * mr).max(mr);
-    let nc = ((caches.l3 / 4 / (kc * 4)).clamp(nr, 4096) / nr * nr).max(nr);
+    let nc = ((caches.l2 / 2).min(caches.l3 / 4) / (kc * 4)).clamp(nr, 4096) / nr * nr;
     TileInfo { isa, mr, nr, kc, mc, nc }
 }
 
