@@ -719,3 +719,40 @@ fn alpha_beta_variants_through_the_epilogue() {
         }
     }
 }
+
+/// A longer sweep (`cargo test --release --lib kernels -- --ignored`): larger shapes, K across several kc passes,
+/// blocks larger than mc / nc.
+#[test]
+#[ignore]
+fn stress_large_random_shapes() {
+    let mut scratch = Scratch::new();
+    for isa in tiers() {
+        let mut rng = Rng::new(0xB16 ^ isa as u64);
+        for _ in 0..150 {
+            let (m, n, k) = (rng.range(1, 300), rng.range(1, 1500), rng.range(1, 1300));
+            gemm_case(&mut rng, isa, m, n, k, true, &mut scratch);
+        }
+        for case in 0..60 {
+            let nd = [1, 2, 2, 3][case % 4];
+            let c_in = rng.range(1, 40);
+            let g = random_geometry(&mut rng, nd, c_in);
+            let c_out = rng.range(1, 70);
+            let (x, w) = (rng.vec(g.in_size()), rng.vec(c_out * g.k()));
+            let want = naive_conv(&x, &w, &g, c_out, None);
+            let pa = PackedA::pack_for(isa, MatRef::row_major(&w, c_out, g.k()));
+            let mut c = vec![f32::NAN; c_out * g.n()];
+            gemm_block_on(
+                Some(isa),
+                AOperand::Packed(&pa),
+                BOperand::Im2col(Im2col { input: &x, geometry: &g }),
+                MatMut::row_major(&mut c, c_out, g.n()),
+                g.k(),
+                0..c_out,
+                0..g.n(),
+                &[],
+                &mut scratch,
+            );
+            assert_close(&c, &want, &format!("{} stress conv {g:?}", isa.name()));
+        }
+    }
+}
