@@ -54,9 +54,8 @@ fn leaky(y: f32, a: f32) -> f32 {
     }
 }
 
-/// Apply `ops` to a full `m × N` tile (N = the tier's NR): each row is loaded once into a fixed-width local (a few
-/// registers), the whole chain of simple ops (scale, biases, Relu, Clip, LeakyRelu) runs on it, and it is stored
-/// once; other ops fall back to the slice body for that step.
+/// Apply `ops` to a full `m × N` tile (N = the tier's NR): fixed-width rows, so each op is a few whole-register
+/// instructions per row, and each op is dispatched once per tile.
 ///
 /// # Safety
 /// As [`tile_body`] with `n = N`.
@@ -69,29 +68,23 @@ pub(crate) unsafe fn tile_body_fixed<const N: usize>(
     j0: usize,
     ops: &[FusedOp<'_>],
 ) {
-    for r in 0..m {
-        // SAFETY: row r of the tile is N contiguous floats owned by the caller.
-        let row = unsafe { &mut *(c.offset(r as isize * rsc) as *mut [f32; N]) };
-        let mut v = *row;
-        let i = i0 + r;
-        for op in ops {
-            match *op {
-                FusedOp::Scale(a) => v.iter_mut().for_each(|v| *v *= a),
-                FusedOp::RowBias(b) => {
-                    let b = b[i];
-                    v.iter_mut().for_each(|v| *v += b)
-                }
-                FusedOp::ColBias(b) => {
-                    let b: &[f32; N] = b[j0..j0 + N].try_into().unwrap();
-                    v.iter_mut().zip(b).for_each(|(v, b)| *v += b)
-                }
-                FusedOp::Relu => v.iter_mut().for_each(|v| *v = relu(*v)),
-                FusedOp::Clip { lo, hi } => v.iter_mut().for_each(|v| *v = clip(*v, lo, hi)),
-                FusedOp::LeakyRelu(a) => v.iter_mut().for_each(|v| *v = leaky(*v, a)),
-                _ => row_body(&mut v, i, j0, std::slice::from_ref(op)),
+    // SAFETY (all row accesses below): row r of the tile is N contiguous floats owned by the caller.
+    let row = |r: usize| unsafe { &mut *(c.offset(r as isize * rsc) as *mut [f32; N]) };
+    for op in ops {
+        match *op {
+            FusedOp::Scale(a) => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v *= a)),
+            FusedOp::RowBias(b) => (0..m).for_each(|r| {
+                let b = b[i0 + r];
+                row(r).iter_mut().for_each(|v| *v += b)
+            }),
+            FusedOp::ColBias(b) => {
+                let b: &[f32; N] = b[j0..j0 + N].try_into().unwrap();
+                (0..m).for_each(|r| row(r).iter_mut().zip(b).for_each(|(v, b)| *v += b))
             }
+            FusedOp::Relu => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v = relu(*v))),
+            FusedOp::Clip { lo, hi } => (0..m).for_each(|r| row(r).iter_mut().for_each(|v| *v = clip(*v, lo, hi))),
+            _ => (0..m).for_each(|r| row_body(row(r), i0 + r, j0, std::slice::from_ref(op))),
         }
-        *row = v;
     }
 }
 
