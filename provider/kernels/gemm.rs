@@ -12,7 +12,7 @@
 //! MR / NR multiple still work: the partial tile at the edge is computed whole into a small temp tile and only the
 //! owned part is stored.
 
-use super::arch::KernelSet;
+use super::arch::{KernelSet, TileEpi};
 use super::isa::{selected_isa, tile_info_for, Isa};
 use super::pack::{pack_a, pack_a_from, pack_b, pack_b_from, pack_b_im2col};
 use super::{gemv, AOperand, BOperand, FusedOp, MatMut, PackedA, PackedB, Scratch};
@@ -160,6 +160,7 @@ fn driver(
         BOperand::Packed(pb) if pb.nr() == nr => Some(pb),
         _ => None,
     };
+    let fused = FusedPrefix::of(ops);
     let Scratch { a: abuf, b: bbuf, tile, im2col, .. } = scratch;
     let tile = tile.get(mr * nr).as_mut_ptr();
     let mut jc = cols.start;
@@ -197,7 +198,7 @@ fn driver(
                         Panels { base: dst.as_ptr(), origin: ic, stride: kb * mr, k_off: 0 }
                     }
                 };
-                let pass = Pass { ks, kb, first, last, c, ops, tile };
+                let pass = Pass { ks, kb, first, last, c, ops, fused, tile };
                 // Loops 2 and 1.
                 for jt in (jc - bp.origin) / nr..(jc + jn - bp.origin).div_ceil(nr) {
                     let tj = bp.origin + jt * nr;
@@ -228,7 +229,50 @@ struct Pass<'a, 'c> {
     last: bool,
     c: MatMut<'c>,
     ops: &'a [FusedOp<'a>],
+    fused: Option<FusedPrefix<'a>>,
     tile: *mut f32,
+}
+
+/// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute) then at most
+/// one Relu / Clip.
+#[derive(Clone, Copy)]
+struct FusedPrefix<'a> {
+    /// Number of ops covered.
+    len: usize,
+    row_bias: Option<&'a [f32]>,
+    col_bias: Option<&'a [f32]>,
+    /// Clamp settings (bias pointers are set per tile).
+    tile: TileEpi,
+}
+
+impl<'a> FusedPrefix<'a> {
+    fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
+        let mut f = FusedPrefix {
+            len: 0,
+            row_bias: None,
+            col_bias: None,
+            tile: TileEpi { row_bias: std::ptr::null(), col_bias: std::ptr::null(), clamp: false, lo: 0.0, hi: 0.0 },
+        };
+        for op in ops {
+            match *op {
+                FusedOp::RowBias(b) if f.row_bias.is_none() => f.row_bias = Some(b),
+                FusedOp::ColBias(b) if f.col_bias.is_none() => f.col_bias = Some(b),
+                FusedOp::Relu => {
+                    (f.tile.clamp, f.tile.lo, f.tile.hi) = (true, 0.0, f32::INFINITY);
+                    f.len += 1;
+                    break;
+                }
+                FusedOp::Clip { lo, hi } => {
+                    (f.tile.clamp, f.tile.lo, f.tile.hi) = (true, lo, hi);
+                    f.len += 1;
+                    break;
+                }
+                _ => break,
+            }
+            f.len += 1;
+        }
+        (f.len > 0).then_some(f)
+    }
 }
 
 impl Pass<'_, '_> {
@@ -245,16 +289,29 @@ impl Pass<'_, '_> {
             // SAFETY: the whole tile is inside C with contiguous columns and owned by the caller.
             unsafe {
                 let cp = c.ptr_at(ti, tj);
-                (self.ks.gemm)(self.kb, a, b, cp, c.rs, !self.first);
-                if self.last && !self.ops.is_empty() {
-                    (self.ks.epilogue)(cp, c.rs, mr, nr, ti, tj, self.ops);
+                // On the last pass the simple prefix of the epilogue runs in registers, the rest on the stored tile.
+                let (epi, rest) = match &self.fused {
+                    Some(f) if self.last => {
+                        let e = TileEpi {
+                            row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ti)),
+                            col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(tj)),
+                            ..f.tile
+                        };
+                        (Some(e), &self.ops[f.len..])
+                    }
+                    _ => (None, self.ops),
+                };
+                let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
+                (self.ks.gemm)(self.kb, a, b, cp, c.rs, !self.first, ep);
+                if self.last && !rest.is_empty() {
+                    (self.ks.epilogue)(cp, c.rs, mr, nr, ti, tj, rest);
                 }
             }
             return;
         }
         // Edge or strided tile: compute it whole into the temp tile, then merge the owned part.
         // SAFETY: the temp tile holds MR × NR floats (row stride NR) and belongs to this worker's scratch.
-        unsafe { (self.ks.gemm)(self.kb, a, b, self.tile, nr as isize, false) };
+        unsafe { (self.ks.gemm)(self.kb, a, b, self.tile, nr as isize, false, std::ptr::null()) };
         let (m, n) = (ri.len(), cj.len());
         let t0 = self.tile.wrapping_add((ri.start - ti) * nr + (cj.start - tj));
         if !self.first {
@@ -288,7 +345,7 @@ pub fn microkernel_probe(isa: Isa, k: usize, reps: usize) -> f64 {
     let mut c = vec![0.0f32; ks.mr * ks.nr];
     for r in 0..reps {
         // SAFETY: the panels hold k·MR and k·NR floats; c is one MR × NR tile with row stride NR.
-        unsafe { (ks.gemm)(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ks.nr as isize, r > 0) };
+        unsafe { (ks.gemm)(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ks.nr as isize, r > 0, std::ptr::null()) };
     }
     std::hint::black_box(&c);
     2.0 * (ks.mr * ks.nr * k * reps) as f64

@@ -1,7 +1,7 @@
 //! aarch64 tier: Advanced SIMD (NEON), 8×12 tiles: 24 q-register accumulators, A in 2 registers and B in 3 per
 //! step, 24 lane-indexed FMAs (`vfmaq_laneq_f32`) per step — 29 of the 32 vector registers.
 
-use super::{make_kernel_set, KernelSet};
+use super::{make_kernel_set, KernelSet, TileEpi};
 use crate::kernels::isa::Isa;
 use std::arch::aarch64::*;
 
@@ -14,7 +14,15 @@ mod neonw {
 /// # Safety
 /// [`super::GemmUkr`]'s contract; NEON must be available.
 #[target_feature(enable = "neon")]
-unsafe fn neon_mmm_f32_8x12(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+unsafe fn neon_mmm_f32_8x12(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
     const MR: usize = 8;
     const NR: usize = 12;
     // SAFETY: the panels hold k·MR and k·NR floats (read in order); the tile rows are NR writable floats at
@@ -52,10 +60,26 @@ unsafe fn neon_mmm_f32_8x12(k: usize, a: *const f32, b: *const f32, c: *mut f32,
             step!();
             p -= 1;
         }
+        // Epilogue fields read once (C stores below could alias them as far as the compiler knows).
+        let e = epi.as_ref().copied();
+        let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
+        let cb = e.map_or(std::ptr::null(), |e| e.col_bias);
+        let clamp = e.filter(|e| e.clamp).map(|e| (vdupq_n_f32(e.lo), vdupq_n_f32(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
             for (j, &v) in row.iter().enumerate() {
-                let v = if accumulate { vaddq_f32(v, vld1q_f32(cp.add(4 * j))) } else { v };
+                let mut v = if accumulate { vaddq_f32(v, vld1q_f32(cp.add(4 * j))) } else { v };
+                if !rb.is_null() {
+                    v = vaddq_f32(v, vdupq_n_f32(*rb.add(i)));
+                }
+                if !cb.is_null() {
+                    v = vaddq_f32(v, vld1q_f32(cb.add(4 * j)));
+                }
+                if let Some((lo, hi)) = clamp {
+                    // v > lo ? v : lo (NaN → lo), then v < hi ? v : hi — the FusedOp::Clip semantics.
+                    v = vbslq_f32(vcgtq_f32(v, lo), v, lo);
+                    v = vbslq_f32(vcltq_f32(v, hi), v, hi);
+                }
                 vst1q_f32(cp.add(4 * j), v);
             }
         }

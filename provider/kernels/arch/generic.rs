@@ -26,6 +26,7 @@ pub(crate) unsafe fn mmm_body<const M: usize, const N: usize>(
     c: *mut f32,
     rsc: isize,
     accumulate: bool,
+    epi: *const super::TileEpi,
 ) {
     let mut acc = [[0f32; N]; M];
     for p in 0..k {
@@ -37,22 +38,49 @@ pub(crate) unsafe fn mmm_body<const M: usize, const N: usize>(
             }
         }
     }
-    for (i, row) in acc.iter().enumerate() {
+    // SAFETY: a non-null epi is valid (the caller's contract).
+    let epi = unsafe { epi.as_ref() };
+    for (i, row) in acc.iter_mut().enumerate() {
         // SAFETY: row i of the tile is N contiguous writable floats, owned by the caller.
         let cr = unsafe { std::slice::from_raw_parts_mut(c.offset(i as isize * rsc), N) };
         if accumulate {
-            for (y, v) in cr.iter_mut().zip(row) {
-                *y += v;
+            for (v, y) in row.iter_mut().zip(cr.iter()) {
+                *v += y;
             }
-        } else {
-            cr.copy_from_slice(row);
         }
+        if let Some(e) = epi {
+            if !e.row_bias.is_null() {
+                // SAFETY: row_bias holds M floats.
+                let b = unsafe { *e.row_bias.add(i) };
+                row.iter_mut().for_each(|v| *v += b);
+            }
+            if !e.col_bias.is_null() {
+                // SAFETY: col_bias holds N floats.
+                let b = unsafe { std::slice::from_raw_parts(e.col_bias, N) };
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+            if e.clamp {
+                row.iter_mut().for_each(|v| {
+                    let y = if *v > e.lo { *v } else { e.lo };
+                    *v = if y < e.hi { y } else { e.hi };
+                });
+            }
+        }
+        cr.copy_from_slice(row);
     }
 }
 
 /// # Safety
 /// [`super::GemmUkr`]'s contract.
-unsafe fn generic_mmm_f32_4x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+unsafe fn generic_mmm_f32_4x8(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    epi: *const super::TileEpi,
+) {
     // SAFETY: forwarded contract.
-    unsafe { mmm_body::<MR, NR>(k, a, b, c, rsc, accumulate) }
+    unsafe { mmm_body::<MR, NR>(k, a, b, c, rsc, accumulate, epi) }
 }

@@ -12,16 +12,33 @@ pub(crate) mod generic;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
-/// The micro-kernel: `C[0..MR, 0..NR] (+)= Apanel · Bpanel` over `k ≥ 1` steps.
+/// The micro-kernel: `C[0..MR, 0..NR] = epi((C +) Apanel · Bpanel)` over `k ≥ 1` steps.
 ///
 /// `a` holds `k` groups of MR floats (`a[p·MR + i] = A[i, p]`), `b` holds `k` groups of NR floats
 /// (`b[p·NR + j] = B[p, j]`). C element (i, j) is at `c + i·rsc + j` (columns contiguous). With `accumulate` the
-/// product is added to C, otherwise it overwrites C (C is not read, so it may hold NaN).
+/// product is added to C, otherwise it overwrites C (C is not read, so it may hold NaN). `epi` (nullable) is applied
+/// on the registers before the store.
 ///
 /// # Safety
 /// `a` and `b` must be readable for `k·MR` and `k·NR` floats, every C element of the tile writable (and readable
-/// when accumulating), and no other thread may access the tile concurrently. The set's ISA must be supported.
-pub(crate) type GemmUkr = unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool);
+/// when accumulating), and no other thread may access the tile concurrently; a non-null `epi` must be valid with
+/// its bias pointers (when non-null) readable for MR / NR floats. The set's ISA must be supported.
+pub(crate) type GemmUkr =
+    unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool, epi: *const TileEpi);
+
+/// The part of an epilogue a micro-kernel applies in registers before storing a tile:
+/// `y = clamp(y + row_bias[i] + col_bias[j], lo, hi)`, each part optional.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileEpi {
+    /// MR per-row values for this tile, or null.
+    pub(crate) row_bias: *const f32,
+    /// NR per-column values for this tile, or null.
+    pub(crate) col_bias: *const f32,
+    /// Whether to clamp to `[lo, hi]` (NaN becomes `lo`, as `FusedOp::Clip` / `Relu`).
+    pub(crate) clamp: bool,
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
+}
 
 /// Apply `ops` to the `m × n` tile at `c` (row stride `rsc`, columns contiguous) whose element (0, 0) is C's
 /// element (i0, j0).

@@ -2,7 +2,7 @@
 //! (12×32: 24 zmm accumulators, 2 B loads, broadcasts folded into the FMAs). Selected only when the CPU and the OS
 //! both support them (see `isa.rs`).
 
-use super::{make_kernel_set, KernelSet};
+use super::{make_kernel_set, KernelSet, TileEpi};
 use crate::kernels::isa::Isa;
 use std::arch::x86_64::*;
 
@@ -21,7 +21,15 @@ mod avx512w {
 /// # Safety
 /// [`super::GemmUkr`]'s contract; AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+unsafe fn avx2_mmm_f32_6x16(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
     const MR: usize = 6;
     const NR: usize = 16;
     // SAFETY: the panels hold k·MR and k·NR floats (read below in order); the tile rows are NR writable floats at
@@ -61,12 +69,35 @@ unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32,
             step!();
             p -= 1;
         }
+        // Epilogue fields read once into registers (C stores below could alias them as far as the compiler knows).
+        let e = epi.as_ref().copied();
+        let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
+        let cb = e.map(|e| e.col_bias).filter(|p| !p.is_null());
+        let (cb0, cb1) = match cb {
+            Some(p) => (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))),
+            None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
+        };
+        let clamp = e.filter(|e| e.clamp).map(|e| (_mm256_set1_ps(e.lo), _mm256_set1_ps(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
             let (mut v0, mut v1) = (row[0], row[1]);
             if accumulate {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
+            }
+            if !rb.is_null() {
+                let b = _mm256_broadcast_ss(&*rb.add(i));
+                v0 = _mm256_add_ps(v0, b);
+                v1 = _mm256_add_ps(v1, b);
+            }
+            if cb.is_some() {
+                v0 = _mm256_add_ps(v0, cb0);
+                v1 = _mm256_add_ps(v1, cb1);
+            }
+            if let Some((lo, hi)) = clamp {
+                // max(v, lo) returns lo for NaN (second operand), then min against a non-NaN.
+                v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+                v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
             }
             _mm256_storeu_ps(cp, v0);
             _mm256_storeu_ps(cp.add(8), v1);
@@ -77,7 +108,15 @@ unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32,
 /// # Safety
 /// [`super::GemmUkr`]'s contract; AVX-512F must be available.
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool) {
+unsafe fn avx512_mmm_f32_12x32(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
     const MR: usize = 12;
     const NR: usize = 32;
     // SAFETY: as in the AVX2 kernel, with AVX-512F enabled here and checked by the caller.
@@ -115,12 +154,35 @@ unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, b: *const f32, c: *mut f
             step!();
             p -= 1;
         }
+        // Epilogue fields read once into registers (C stores below could alias them as far as the compiler knows).
+        let e = epi.as_ref().copied();
+        let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
+        let cb = e.map(|e| e.col_bias).filter(|p| !p.is_null());
+        let (cb0, cb1) = match cb {
+            Some(p) => (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))),
+            None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+        };
+        let clamp = e.filter(|e| e.clamp).map(|e| (_mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
             let (mut v0, mut v1) = (row[0], row[1]);
             if accumulate {
                 v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
                 v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
+            }
+            if !rb.is_null() {
+                let b = _mm512_set1_ps(*rb.add(i));
+                v0 = _mm512_add_ps(v0, b);
+                v1 = _mm512_add_ps(v1, b);
+            }
+            if cb.is_some() {
+                v0 = _mm512_add_ps(v0, cb0);
+                v1 = _mm512_add_ps(v1, cb1);
+            }
+            if let Some((lo, hi)) = clamp {
+                // max(v, lo) returns lo for NaN (second operand), then min against a non-NaN.
+                v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+                v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
             }
             _mm512_storeu_ps(cp, v0);
             _mm512_storeu_ps(cp.add(16), v1);
