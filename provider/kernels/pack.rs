@@ -357,33 +357,66 @@ pub(crate) fn pack_b_im2col(
         let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
         let hi = if (w_in as isize) > off { (w_in as isize - off + s - 1) / s } else { 0 };
         let prow = (p - p0) * nr;
-        for seg in segs.iter() {
-            let out = &mut dst[seg.dst + prow..][..seg.len];
+        let run = RowRuns { plane, w_in, s, off, lo, hi };
+        match nr {
+            8 => run.pack::<8>(segs, rowbase, &mut dst[prow..]),
+            12 => run.pack::<12>(segs, rowbase, &mut dst[prow..]),
+            16 => run.pack::<16>(segs, rowbase, &mut dst[prow..]),
+            32 => run.pack::<32>(segs, rowbase, &mut dst[prow..]),
+            _ => run.pack::<0>(segs, rowbase, &mut dst[prow..]),
+        }
+    }
+    let w = n - (panels - 1) * nr;
+    zero_pad_cols(&mut dst[(panels - 1) * nr * kc..], w, nr, kc);
+}
+
+/// One packed im2col row: the input plane of its channel and the affine map `iw = ow·s + off` of its kernel tap
+/// along the last dimension (in bounds for `ow ∈ [lo, hi)`).
+struct RowRuns<'a> {
+    plane: &'a [f32],
+    w_in: usize,
+    s: isize,
+    off: isize,
+    lo: isize,
+    hi: isize,
+}
+
+impl RowRuns<'_> {
+    /// Write the row's runs (`dst` starts at the row's lane 0 of panel 0). `W` is the panel width when it is one
+    /// of the tiers' (full, unit-stride, in-bounds runs are then fixed-size copies), or 0.
+    #[inline(always)]
+    fn pack<const W: usize>(&self, segs: &[Seg], rowbase: &[isize], dst: &mut [f32]) {
+        for seg in segs {
+            let out = &mut dst[seg.dst..][..seg.len];
             let rb = rowbase[seg.outer];
             if rb < 0 {
                 out.fill(0.0);
                 continue;
             }
-            let row = &plane[rb as usize..rb as usize + w_in];
+            let row = &self.plane[rb as usize..rb as usize + self.w_in];
             let (a, b) = (seg.ow as isize, (seg.ow + seg.len) as isize);
-            let vlo = lo.clamp(a, b);
-            let vhi = hi.clamp(vlo, b);
+            if W > 0 && seg.len == W && self.s == 1 && a >= self.lo && b <= self.hi {
+                let first = (a + self.off) as usize;
+                let out: &mut [f32; W] = out.try_into().unwrap();
+                out.copy_from_slice(&row[first..first + W]);
+                continue;
+            }
+            let vlo = self.lo.clamp(a, b);
+            let vhi = self.hi.clamp(vlo, b);
             let (m0, m1) = ((vlo - a) as usize, (vhi - a) as usize);
             out[..m0].fill(0.0);
             out[m1..].fill(0.0);
             if m1 > m0 {
-                let first = (vlo * s + off) as usize;
+                let first = (vlo * self.s + self.off) as usize;
                 let mid = &mut out[m0..m1];
-                match s {
+                match self.s {
                     1 => mid.copy_from_slice(&row[first..first + mid.len()]),
                     2 => copy_strided::<2>(mid, &row[first..]),
-                    _ => mid.iter_mut().zip(row[first..].iter().step_by(s as usize)).for_each(|(m, &v)| *m = v),
+                    st => mid.iter_mut().zip(row[first..].iter().step_by(st as usize)).for_each(|(m, &v)| *m = v),
                 }
             }
         }
     }
-    let w = n - (panels - 1) * nr;
-    zero_pad_cols(&mut dst[(panels - 1) * nr * kc..], w, nr, kc);
 }
 
 /// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
