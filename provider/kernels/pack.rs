@@ -146,6 +146,14 @@ pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, m
                 let col = unsafe { std::slice::from_raw_parts(a.ptr_at(r0, p0 + p), mr) };
                 pan[p * mr..(p + 1) * mr].copy_from_slice(col);
             }
+        } else if a.cs == 1 && h == mr && matches!(mr, 4 | 6 | 8 | 12) {
+            // Row-major A, full panel: MR row streams, one MR-wide group written per k step.
+            match mr {
+                4 => pack_a_rows::<4>(a, r0, p0, kc, pan),
+                6 => pack_a_rows::<6>(a, r0, p0, kc, pan),
+                8 => pack_a_rows::<8>(a, r0, p0, kc, pan),
+                _ => pack_a_rows::<12>(a, r0, p0, kc, pan),
+            }
         } else if a.cs == 1 {
             // Row-major A: read each row contiguously, write it with stride MR.
             for r in 0..h {
@@ -163,6 +171,19 @@ pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, m
                 }
             }
             zero_pad_rows(pan, h, mr, kc);
+        }
+    }
+}
+
+/// One full MR-row panel of a row-major A: `pan[p·MR + r] = A[r0 + r, p0 + p]`.
+#[inline(always)]
+fn pack_a_rows<const MR: usize>(a: MatRef<'_>, r0: usize, p0: usize, kc: usize, pan: &mut [f32]) {
+    // SAFETY: rows r0 .. r0+MR, columns p0 .. p0+kc are in range of the view, each row contiguous.
+    let rows: [&[f32]; MR] = std::array::from_fn(|r| unsafe { std::slice::from_raw_parts(a.ptr_at(r0 + r, p0), kc) });
+    for (p, group) in pan[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        let group: &mut [f32; MR] = group.try_into().unwrap();
+        for r in 0..MR {
+            group[r] = rows[r][p];
         }
     }
 }
