@@ -1,11 +1,17 @@
 //! Depthwise convolution (group = C_in, channel multiplier allowed), any rank ≥ 1, any pads/strides/dilations.
 //!
-//! Each output row (the last spatial dimension) is `init + Σ_taps w·x[...]`. The taps of one row are listed once
-//! (taps whose outer position falls in the padding are dropped); for stride `s > 1` every input row the taps read is
-//! first split into its `s` phases (`x[q·s + r]` → phase `r`, position `q`), so every tap reads a contiguous run.
-//! The interior (all taps in bounds) runs through the tier's vectorized row kernel, 32 outputs per step with the
-//! accumulators in registers across all taps (3×3 stride 1 and stride 2 both land here with unit-stride loads); the
-//! few border outputs take the scalar path. The fused epilogue is applied to the just-written row.
+//! Three paths, all vectorized through the tier's target features, the epilogue applied to each finished channel
+//! row (bias is the accumulators' initial value):
+//! - **plane** (1-D / 2-D, the default): each input plane is copied once into a zero-padded buffer split into its
+//!   column-stride phases (`x[q·s + r]` → phase `r`, position `q`), so every tap of every output reads in bounds and
+//!   with unit stride — 3×3 stride 1 and stride 2 alike. Unit-stride (or narrow) planes run as one "wide" row per
+//!   channel; otherwise one row call per output row. The row kernel keeps 32 (then 8, 1) outputs in registers across
+//!   all taps.
+//! - **interleaved** (1-D / 2-D, output planes ≤ 64 pixels): 8 channels transposed into one pixel-major buffer, one
+//!   8-wide vector per pixel, so tiny planes do not pay per-row overheads.
+//! - **general** (rank ≥ 3, or planes too large for the padded copy): per output row, the taps are listed once
+//!   (those whose outer position falls in the padding dropped), strides handled by phase-splitting the input rows;
+//!   the interior runs through the row kernel, the few border outputs are scalar.
 
 use super::arch::fma;
 use super::gemm::check_epilogue;
