@@ -16,7 +16,7 @@
 use super::arch::fma;
 use super::gemm::check_epilogue;
 use super::isa::{selected_isa, Isa};
-use super::pack::{copy_strided, unravel};
+use super::pack::unravel;
 use super::{ConvGeometry, FusedOp, MatMut, Scratch};
 use std::ops::Range;
 
@@ -536,7 +536,12 @@ fn plane_2d(
                     let dst = &mut padded[phase * qplane + r * p.wq + q0..][..n];
                     match p.sw {
                         1 => dst.copy_from_slice(&xrow[..n]),
-                        2 => copy_strided::<2>(dst, &xrow[iw0..]),
+                        2 => {
+                            let src = &xrow[iw0..];
+                            assert!(2 * n - 1 <= src.len());
+                            // SAFETY: src holds 2n − 1 floats (checked), dst n.
+                            unsafe { (ks.stride2)(n, src.as_ptr(), dst.as_mut_ptr()) }
+                        }
                         _ => dst.iter_mut().zip(xrow[iw0..].iter().step_by(p.sw)).for_each(|(d, &v)| *d = v),
                     }
                 }
@@ -551,18 +556,25 @@ fn plane_2d(
             let base = padded[phase * qplane + (row + kh * p.dh) * p.wq + q..].as_ptr();
             Tap { base, off: 0, len: usize::MAX, w: wk[kh * p.kw + kw] }
         };
+        // The taps of output row 0; row oh reads the same taps shifted by oh·sh phase rows, i.e. outputs
+        // shift .. shift+span of a call whose output pointer is moved back by the same shift.
+        tap_list.clear();
+        for kh in 0..p.kh {
+            for kw in 0..p.kw {
+                tap_list.push(tap(kh, kw, 0));
+            }
+        }
         let rows = if wide { 1 } else { p.ho };
         for oh in 0..rows {
-            tap_list.clear();
-            for kh in 0..p.kh {
-                for kw in 0..p.kw {
-                    tap_list.push(tap(kh, kw, oh * p.sh));
-                }
-            }
-            // SAFETY: output t of this call reads its phase row at q + t (wide: row oh·sh + kh·dh at pitch
-            // sh·wq); t < span overruns the last useful output by < 8, which stays inside the padded plane plus
-            // its SLACK; obuf holds (ho−1)·pitch + span floats.
-            unsafe { (ks.dw_row)(0, span, tap_list, init, obuf.as_mut_ptr().add(oh * pitch)) };
+            let shift = oh * p.sh * p.wq;
+            // SAFETY: output t of this call (shift ≤ t < shift + span) reads its phase row at q + t (wide: one call,
+            // rows at pitch sh·wq); overrunning the last useful output by < 8 stays inside the padded plane plus
+            // its SLACK; the writes land at obuf[oh·pitch + (t − shift)], inside obuf's (ho−1)·pitch + span floats
+            // (the kernel only forms in-bounds addresses from the moved-back pointer).
+            unsafe {
+                let o = obuf.as_mut_ptr().add(oh * pitch).wrapping_sub(shift);
+                (ks.dw_row)(shift, shift + span, tap_list, init, o)
+            };
         }
         // Gather the rows into the output (or a contiguous buffer), apply the epilogue there.
         let dst: *mut f32 = if out.cs == 1 {
@@ -625,5 +637,5 @@ unsafe fn chunk<const W: usize, const F: bool>(o: usize, taps: &[Tap], init: f32
         }
     }
     // SAFETY: out holds the whole row.
-    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(o), W) };
+    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.wrapping_add(o), W) };
 }

@@ -441,6 +441,7 @@ impl RowRuns<'_> {
 }
 
 /// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
+#[inline(always)]
 pub(crate) fn copy_strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
     let full = src.len() / S;
     for (d, c) in dst.iter_mut().zip(src.chunks_exact(S)) {

@@ -60,12 +60,16 @@ pub(crate) type AxpyFn = unsafe fn(n: usize, a: f32, x: *const f32, y: *mut f32)
 /// `out[0..mr] = Σ_t panel[t]·xe[t]` folded by `t mod mr`, over `len` contiguous floats of both streams.
 pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32);
 
-/// Depthwise interior: `out[o] = init + Σ_t w_t·src_t[o + off_t]` for `o` in `lo..hi`, all reads in bounds.
+/// Depthwise interior: `out[o] = init + Σ_t w_t·src_t[o + off_t]` for `o` in `lo..hi`, all reads in bounds;
+/// `out` itself may point outside its buffer (only `out + o` for `o ∈ lo..hi` is written).
 pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
 
 /// Channel-interleaved depthwise (8 channels per pixel, see `depthwise::interleaved_body`).
 pub(crate) type DwInterleavedFn =
     unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
+
+/// `dst[t] = src[2·t]` for `t < n` (`src` readable for `2·n − 1` floats): stride-2 phase splits.
+pub(crate) type Stride2Fn = unsafe fn(n: usize, src: *const f32, dst: *mut f32);
 
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
@@ -82,6 +86,7 @@ pub(crate) struct KernelSet {
     pub(crate) fold_dot: FoldDotFn,
     pub(crate) dw_row: DwRowFn,
     pub(crate) dw_interleaved: DwInterleavedFn,
+    pub(crate) stride2: Stride2Fn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -157,6 +162,15 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn stride2(n: usize, src: *const f32, dst: *mut f32) {
+            // SAFETY: `Stride2Fn`'s contract.
+            for t in 0..n {
+                // SAFETY: t < n, 2t ≤ 2n − 2.
+                unsafe { *dst.add(t) = *src.add(2 * t) };
+            }
+        }
+
+        $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn dw_interleaved(
             geo: &depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32,
         ) {
@@ -185,6 +199,7 @@ macro_rules! make_kernel_set {
             fold_dot: w::fold_dot,
             dw_row: w::dw_row,
             dw_interleaved: w::dw_interleaved,
+            stride2: w::stride2,
         }
     }};
 }

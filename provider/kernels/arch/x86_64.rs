@@ -6,9 +6,14 @@ use super::{make_kernel_set, KernelSet, TileEpi};
 use crate::kernels::isa::Isa;
 use std::arch::x86_64::*;
 
-pub(crate) static AVX2: KernelSet = make_kernel_set!(Isa::Avx2, 6, 16, "avx2_mmm_f32_6x16", avx2_mmm_f32_6x16, avx2w);
-pub(crate) static AVX512: KernelSet =
-    make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w);
+pub(crate) static AVX2: KernelSet = KernelSet {
+    stride2: avx2_stride2,
+    ..make_kernel_set!(Isa::Avx2, 6, 16, "avx2_mmm_f32_6x16", avx2_mmm_f32_6x16, avx2w)
+};
+pub(crate) static AVX512: KernelSet = KernelSet {
+    stride2: avx2_stride2,
+    ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
+};
 
 mod avx2w {
     crate::kernels::arch::portable_wrappers!(16, true, "avx2,fma");
@@ -16,6 +21,31 @@ mod avx2w {
 
 mod avx512w {
     crate::kernels::arch::portable_wrappers!(32, true, "avx512f,avx2,fma");
+}
+
+/// `dst[t] = src[2t]` ([`super::Stride2Fn`]), 8 outputs per shuffle + lane permute.
+///
+/// # Safety
+/// [`super::Stride2Fn`]'s contract; AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_stride2(n: usize, src: *const f32, dst: *mut f32) {
+    let mut t = 0;
+    // SAFETY: each block reads src[2t .. 2t+16] with 2t + 15 ≤ 2n − 2 (t + 9 ≤ n) and writes dst[t .. t+8].
+    unsafe {
+        while t + 9 <= n {
+            let a = _mm256_loadu_ps(src.add(2 * t));
+            let b = _mm256_loadu_ps(src.add(2 * t + 8));
+            // Per 128-bit lane: [a0 a2 b0 b2 | a4 a6 b4 b6]; then 64-bit lanes (0, 2, 1, 3).
+            let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            let r = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
+            _mm256_storeu_ps(dst.add(t), r);
+            t += 8;
+        }
+        while t < n {
+            *dst.add(t) = *src.add(2 * t);
+            t += 1;
+        }
+    }
 }
 
 /// # Safety
