@@ -143,11 +143,8 @@ pub struct EpConfig {
 
 impl Default for EpConfig {
     fn default() -> Self {
-        let mut asym = AsymConfig::default();
-        // The GEMM executor does not split K yet (it needs K-range packed kernels): keep plans K-whole.
-        asym.partition.k_split_min = usize::MAX;
         EpConfig {
-            asym,
+            asym: AsymConfig::default(),
             freq: FreqRequest::default(),
             freq_backend: BackendChoice::Auto,
             freq_state_dir: None,

@@ -246,7 +246,8 @@ pub fn make_plan(
     let gn = p.n.div_ceil(p.nr);
     let t1 = times[fastest];
     // Serial: tiny problems, or nothing to split.
-    let gemv_like = gm.max(gn) * p.batch < 2 * nw && p.k >= cfg.k_split_min;
+    // K is split only for GEMV shapes (M = 1 or N = 1), whose kernels reduce partial sums deterministically.
+    let gemv_like = p.kind == KernelKind::Gemv && gm.max(gn) * p.batch < 2 * nw && p.k >= cfg.k_split_min;
     if t1 < cfg.serial_below_secs || (p.batch == 1 && gm == 1 && gn == 1 && !gemv_like) {
         let mut t =
             Task { batch: 0..p.batch, rows: 0..p.m, cols: 0..p.n, k: 0..p.k, k_part: 0, home: ANY_WORKER, cost: 0.0 };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::kernels::{AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA};
 
-use super::exec::{Executor, GemmJob};
+use super::exec::{DepthwiseJob, Executor, GemmJob};
 use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,8 +164,28 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
 pub(super) struct Conv {
     attrs: ConvAttrs,
     /// Constant weights: shape and one packed A panel set per group.
-    const_w: Option<(Vec<usize>, Vec<PackedA>)>,
+    const_w: Option<ConstW>,
     const_b: Option<Arc<Tensor>>,
+}
+
+/// Constant weights, prepared at Compile.
+#[derive(Debug)]
+struct ConstW {
+    shape: Vec<usize>,
+    prepared: Prepared,
+}
+
+#[derive(Debug)]
+enum Prepared {
+    /// One packed A operand per group (GEMM lowering).
+    PerGroup(Vec<PackedA>),
+    /// Depthwise (one input channel per group): the direct kernel reads the weights as they are.
+    Depthwise(Arc<Tensor>),
+}
+
+/// Whether a convolution with weights `w` (`[M, C/g, k…]`) and `group` runs on the depthwise kernel.
+fn is_depthwise(w: &[usize], group: usize) -> bool {
+    group > 1 && w.get(1) == Some(&1)
 }
 
 /// Shapes of one Conv run.
@@ -187,19 +207,25 @@ impl Conv {
                     return Err(Error::invalid_argument(format!("Conv W {} needs rank ≥ 3", fmt_shape(&w.shape))));
                 }
                 let m = w.shape[0];
-                if m % attrs.group != 0 {
+                if !m.is_multiple_of(attrs.group) {
                     return Err(Error::invalid_argument(format!(
                         "Conv W {} has {m} output channels, not divisible by group {}",
                         fmt_shape(&w.shape),
                         attrs.group
                     )));
                 }
-                let mg = m / attrs.group;
-                let kg = numel(&w.shape[1..]);
-                let packed = (0..attrs.group)
-                    .map(|g| PackedA::pack(MatRef::row_major(&w.data[g * mg * kg..(g + 1) * mg * kg], mg, kg)))
-                    .collect();
-                Some((w.shape.clone(), packed))
+                let prepared = if is_depthwise(&w.shape, attrs.group) {
+                    Prepared::Depthwise(w.clone())
+                } else {
+                    let mg = m / attrs.group;
+                    let kg = numel(&w.shape[1..]);
+                    Prepared::PerGroup(
+                        (0..attrs.group)
+                            .map(|g| PackedA::pack(MatRef::row_major(&w.data[g * mg * kg..(g + 1) * mg * kg], mg, kg)))
+                            .collect(),
+                    )
+                };
+                Some(ConstW { shape: w.shape.clone(), prepared })
             }
             None => None,
         };
@@ -215,7 +241,10 @@ impl Conv {
             a.strides,
             a.dilations,
             a.pads,
-            self.const_w.as_ref().map_or("dynamic".to_string(), |(s, _)| format!("constant {s:?} packed per group")),
+            self.const_w.as_ref().map_or("dynamic".to_string(), |w| match w.prepared {
+                Prepared::PerGroup(_) => format!("constant {:?} packed per group", w.shape),
+                Prepared::Depthwise(_) => format!("constant {:?}, depthwise kernel", w.shape),
+            }),
             self.const_b.as_ref().map_or("dynamic or absent".to_string(), |_| "constant".to_string())
         )
     }
@@ -233,7 +262,7 @@ impl Conv {
         if c != w[1] * a.group {
             return Err(bad(format!("X has {c} channels but W expects {} × group {}", w[1], a.group)));
         }
-        if m % a.group != 0 {
+        if !m.is_multiple_of(a.group) {
             return Err(bad(format!("{m} output channels are not divisible by group {}", a.group)));
         }
         let kernel = w[2..].to_vec();
@@ -297,7 +326,7 @@ impl Conv {
         let x = inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
         let w_dyn = inputs.get(1).copied().flatten();
         let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
-            (Some((s, _)), _) => s,
+            (Some(w), _) => &w.shape,
             (None, Some(w)) => w.shape,
             _ => return Err(Error::invalid_argument("Conv input W is missing")),
         };
@@ -322,6 +351,28 @@ impl Conv {
         let (mg, kg, p) = (s.out_channels / group, g.k(), g.n());
         let in_image = s.in_channels * g.in_spatial.iter().product::<usize>();
         let in_group = g.in_size();
+        if is_depthwise(w_shape, group) {
+            let weights: &[f32] = match (&self.const_w, &w_dyn) {
+                (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => &w.data,
+                (None, Some(w)) => w.data,
+                _ => unreachable!("constant depthwise weights are kept unpacked"),
+            };
+            let geometry = ConvGeometry { channels: s.in_channels, ..g.clone() };
+            let jobs: Vec<DepthwiseJob<'_>> = y
+                .chunks_mut(s.out_channels * p)
+                .enumerate()
+                .map(|(n, y_img)| DepthwiseJob {
+                    input: &x.data[n * in_image..(n + 1) * in_image],
+                    weights,
+                    bias: bias.map(|b| b.data),
+                    geometry: &geometry,
+                    multiplier: s.out_channels / group,
+                    out: MatMut::row_major(y_img, s.out_channels, p),
+                    epilogue: post.ops(n * s.out_channels * p, s.out_channels, p),
+                })
+                .collect();
+            return exec.depthwise(&jobs);
+        }
         // A 1×1 kernel with unit strides and no padding reads X directly as the (C/g × spatial) B matrix.
         let pointwise = g.kernel.iter().all(|&k| k == 1)
             && g.strides.iter().all(|&s| s == 1)
@@ -332,7 +383,7 @@ impl Conv {
             for (gi, y_grp) in y_img.chunks_mut(mg * p).enumerate() {
                 let x_grp = &x.data[n * in_image + gi * in_group..n * in_image + (gi + 1) * in_group];
                 let a = match (&self.const_w, &w_dyn) {
-                    (Some((_, packed)), _) => AOperand::Packed(&packed[gi]),
+                    (Some(ConstW { prepared: Prepared::PerGroup(packed), .. }), _) => AOperand::Packed(&packed[gi]),
                     (None, Some(w)) => {
                         AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
                     }

@@ -1,14 +1,20 @@
-//! How ops hand their work to the machine: a batch of independent GEMM jobs, run by an [`Executor`].
+//! How ops hand their work to the machine: a batch of independent jobs, run by an [`Executor`].
 //!
-//! An op lowers one Run into jobs (a batched MatMul into one job per batch matrix, a convolution into one per image
-//! and group) and submits them together, so the scheduler sees all the work of the node at once.
+//! An op lowers one Run into jobs (a batched MatMul into one GEMM job per batch matrix, a convolution into one per
+//! image and group, a depthwise convolution into one depthwise job per image) and submits them together, so the
+//! scheduler sees all the work of the node at once.
 
 use std::cell::RefCell;
 
+use parking_lot::Mutex;
+
 use crate::asym::cost::KernelKind;
-use crate::asym::partition::GemmProblem;
+use crate::asym::partition::{GemmProblem, Plan, Task};
 use crate::asym::Runtime as AsymRuntime;
-use crate::kernels::{gemm_block, tile_info, AOperand, BOperand, FusedOp, MatMut, Scratch};
+use crate::kernels::{
+    depthwise_conv, gemm_block, gemv_partial, gemv_reduce, gemv_shape, tile_info, AOperand, BOperand, ConvGeometry,
+    FusedOp, GemvShape, MatMut, Scratch,
+};
 
 use super::{Error, Result};
 
@@ -29,17 +35,44 @@ impl GemmJob<'_> {
     pub fn n(&self) -> usize {
         self.c.cols
     }
-    pub fn flops(&self) -> f64 {
-        2.0 * self.m() as f64 * self.n() as f64 * self.k as f64
+}
+
+/// One image of a depthwise convolution (`group = C_in`, `C_out = C_in · multiplier`): `out` is `C_out × Π
+/// out_spatial`; the epilogue follows the bias.
+#[derive(Clone, Debug)]
+pub struct DepthwiseJob<'a> {
+    pub input: &'a [f32],
+    pub weights: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub geometry: &'a ConvGeometry,
+    pub multiplier: usize,
+    pub out: MatMut<'a>,
+    pub epilogue: Vec<FusedOp<'a>>,
+}
+
+impl DepthwiseJob<'_> {
+    fn run(&self, channels: std::ops::Range<usize>, scratch: &mut Scratch) {
+        depthwise_conv(
+            self.input,
+            self.weights,
+            self.bias,
+            self.geometry,
+            self.multiplier,
+            self.out,
+            channels,
+            &self.epilogue,
+            scratch,
+        );
     }
 }
 
-/// Runs batches of GEMM jobs to completion. Called concurrently from several Run calls.
+/// Runs batches of jobs to completion. Called concurrently from several Run calls.
 pub trait Executor: Sync {
     fn run(&self, jobs: &[GemmJob<'_>]) -> Result<()>;
+    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()>;
 }
 
-/// Runs every job on the calling thread. The reference executor (and the `threads=1` path).
+/// Runs every job on the calling thread. The reference executor.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SerialExecutor;
 
@@ -53,6 +86,16 @@ impl Executor for SerialExecutor {
             let mut s = s.borrow_mut();
             for job in jobs {
                 gemm_block(job.a, job.b, job.c, job.k, 0..job.m(), 0..job.n(), &job.epilogue, &mut s);
+            }
+        });
+        Ok(())
+    }
+
+    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()> {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            for job in jobs {
+                job.run(0..job.out.rows, &mut s);
             }
         });
         Ok(())
@@ -71,28 +114,111 @@ impl Executor for AsymRuntime {
         }
         let kind = match first.b {
             BOperand::Im2col(_) => KernelKind::Conv,
-            _ if m == 1 || n == 1 => KernelKind::Gemv,
+            _ if gemv_shape(m, n).is_some() => KernelKind::Gemv,
             _ => KernelKind::Gemm,
         };
         let tile = tile_info();
         let plan = self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(tile.mr, tile.nr));
         if plan.k_parts > 1 {
-            return Err(Error::fail(format!("internal: plan splits K in {} parts, not supported here", plan.k_parts)));
+            return run_k_split(self, &plan, jobs);
         }
-        AsymRuntime::run(self, &plan, &|task, ctx| {
+        run_plan(self, &plan, &|task, scratch| {
             for job in &jobs[task.batch.clone()] {
-                gemm_block(
-                    job.a,
-                    job.b,
-                    job.c,
-                    job.k,
-                    task.rows.clone(),
-                    task.cols.clone(),
-                    &job.epilogue,
-                    ctx.scratch,
-                );
+                gemm_block(job.a, job.b, job.c, job.k, task.rows.clone(), task.cols.clone(), &job.epilogue, scratch);
             }
         })
+    }
+
+    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()> {
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let (channels, positions) = (first.out.rows, first.out.cols);
+        let taps: usize = first.geometry.kernel.iter().product();
+        // A depthwise kernel computes whole output planes: split channels (rows) only, with the plane as one tile.
+        let problem =
+            GemmProblem::new(KernelKind::Conv, jobs.len(), channels, positions, taps).tile(1, positions.max(1));
+        let plan = self.plan(&problem);
+        run_plan(self, &plan, &|task, scratch| {
+            for job in &jobs[task.batch.clone()] {
+                job.run(task.rows.clone(), scratch);
+            }
+        })
+    }
+}
+
+fn run_plan(rt: &AsymRuntime, plan: &Plan, body: &(dyn Fn(&Task, &mut Scratch) + Sync)) -> Result<()> {
+    AsymRuntime::run(rt, plan, &|task, ctx| body(task, ctx.scratch))
         .map_err(|e| Error::fail(format!("worker pool: {e}")))
+}
+
+/// GEMV-like jobs with K split across workers: each task sums its K chunk into its own partial buffer; the partials
+/// are then added in K order (the same order every run, so results are deterministic) and the epilogue applied.
+fn run_k_split(rt: &AsymRuntime, plan: &Plan, jobs: &[GemmJob<'_>]) -> Result<()> {
+    let (m, n) = (jobs[0].m(), jobs[0].n());
+    let outputs = match gemv_shape(m, n) {
+        Some(GemvShape::Row) => n,
+        Some(GemvShape::Col) => m,
+        None => return Err(Error::fail(format!("internal: K split planned for a {m}×{n} GEMM"))),
+    };
+    // partials[batch][k_part]: written by exactly one task each.
+    let partials: Vec<Vec<Mutex<Vec<f32>>>> =
+        jobs.iter().map(|_| (0..plan.k_parts).map(|_| Mutex::new(vec![0.0; outputs])).collect()).collect();
+    run_plan(rt, plan, &|task, scratch| {
+        for b in task.batch.clone() {
+            let job = &jobs[b];
+            let mut part = partials[b][task.k_part].lock();
+            gemv_partial(job.a, job.b, job.k, 0..outputs, task.k.clone(), &mut part, scratch);
+        }
+    })?;
+    for (job, parts) in jobs.iter().zip(&partials) {
+        let guards: Vec<_> = parts.iter().map(|p| p.lock()).collect();
+        let slices: Vec<&[f32]> = guards.iter().map(|g| g.as_slice()).collect();
+        gemv_reduce(&slices, job.c, 0..outputs, &job.epilogue);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asym::AsymConfig;
+    use crate::kernels::{MatRef, PackedB};
+    use crate::ops::test_util::{assert_close, Lcg};
+
+    fn runtime() -> Option<std::sync::Arc<AsymRuntime>> {
+        // Two equal workers (needs CPUs 0 and 1 in the affinity mask; skipped otherwise).
+        let cfg = AsymConfig::from_options([("schedule", "equal"), ("topology", "0:1024,1:1024")]).ok()?;
+        AsymRuntime::shared(&cfg).ok()
+    }
+
+    #[test]
+    fn gemv_k_split_is_exact_and_deterministic() {
+        let Some(rt) = runtime() else { return };
+        let (k, n) = (1 << 17, 8);
+        let mut rng = Lcg(5);
+        let (a, b) = (rng.vec(k), rng.vec(k * n));
+        let packed = PackedB::pack(MatRef::row_major(&b, k, n));
+        let bias = rng.vec(n);
+        let want: Vec<f32> =
+            (0..n).map(|j| (0..k).map(|p| a[p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32 + bias[j]).collect();
+        let tile = tile_info();
+        let plan = rt.plan(&GemmProblem::new(KernelKind::Gemv, 1, 1, n, k).tile(tile.mr, tile.nr));
+        assert!(plan.k_parts > 1, "expected a K split: {}", plan.describe());
+        let mut first: Option<Vec<f32>> = None;
+        for _ in 0..3 {
+            let mut y = vec![f32::NAN; n];
+            let job = GemmJob {
+                a: AOperand::View(MatRef::row_major(&a, 1, k)),
+                b: BOperand::Packed(&packed),
+                c: MatMut::row_major(&mut y, 1, n),
+                k,
+                epilogue: vec![FusedOp::ColBias(&bias)],
+            };
+            Executor::run(&*rt, &[job]).unwrap();
+            assert_close(&y, &want);
+            match &first {
+                None => first = Some(y),
+                Some(f) => assert_eq!(f, &y, "K-split results differ between runs"),
+            }
+        }
     }
 }

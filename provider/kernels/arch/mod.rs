@@ -1,0 +1,229 @@
+//! The leaves: one micro-kernel per ISA behind one signature ([`GemmUkr`]), and per-ISA instantiations of the
+//! portable loop bodies (epilogue, GEMV, depthwise) compiled with that ISA's target features.
+//!
+//! Kernel names follow `<isa>_<op>_<acc>_<MR>x<NR>`.
+
+use super::isa::Isa;
+use super::FusedOp;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
+pub(crate) mod generic;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+/// The micro-kernel: `C[0..MR, 0..NR] = epi((C +) Apanel · Bpanel)` over `k ≥ 1` steps.
+///
+/// `a` holds `k` groups of MR floats (`a[p·MR + i] = A[i, p]`), `b` holds `k` groups of NR floats
+/// (`b[p·NR + j] = B[p, j]`). C element (i, j) is at `c + i·rsc + j` (columns contiguous). With `accumulate` the
+/// product is added to C, otherwise it overwrites C (C is not read, so it may hold NaN). `epi` (nullable) is applied
+/// on the registers before the store.
+///
+/// # Safety
+/// `a` and `b` must be readable for `k·MR` and `k·NR` floats, every C element of the tile writable (and readable
+/// when accumulating), and no other thread may access the tile concurrently; a non-null `epi` must be valid with
+/// its bias pointers (when non-null) readable for MR / NR floats. The set's ISA must be supported.
+pub(crate) type GemmUkr =
+    unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool, epi: *const TileEpi);
+
+/// The part of an epilogue a micro-kernel applies in registers before storing a tile:
+/// `y = clamp(y + row_bias[i] + col_bias[j], lo, hi)`, each part optional.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileEpi {
+    /// MR per-row values for this tile, or null.
+    pub(crate) row_bias: *const f32,
+    /// NR per-column values for this tile, or null.
+    pub(crate) col_bias: *const f32,
+    /// Whether to clamp to `[lo, hi]` (NaN stays NaN, as `FusedOp::Clip` / `Relu`).
+    pub(crate) clamp: bool,
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
+}
+
+/// Apply `ops` to the `m × n` tile at `c` (row stride `rsc`, columns contiguous) whose element (0, 0) is C's
+/// element (i0, j0).
+pub(crate) type EpilogueFn =
+    unsafe fn(c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>]);
+
+/// `out[0..NR] = Σ_p x[p] · panel[p·NR .. p·NR + NR]` over `k` steps.
+pub(crate) type GemvPanelFn = unsafe fn(k: usize, x: *const f32, panel: *const f32, out: *mut f32);
+
+/// `out[0..n] = Σ_p x[p] · B[p, 0..n]`, B row `p` at `b + p·ldb` (contiguous), `n ≤ 64`.
+pub(crate) type GemvRowsFn = unsafe fn(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32);
+
+/// `Σ x[t]·y[t]` over `n` contiguous floats.
+pub(crate) type DotFn = unsafe fn(n: usize, x: *const f32, y: *const f32) -> f32;
+
+/// `y[t] += a·x[t]` over `n` contiguous floats.
+pub(crate) type AxpyFn = unsafe fn(n: usize, a: f32, x: *const f32, y: *mut f32);
+
+/// `out[0..mr] = Σ_t panel[t]·xe[t]` folded by `t mod mr`, over `len` contiguous floats of both streams.
+pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32);
+
+/// Depthwise interior: `out[o] = init + Σ_t w_t·src_t[o + off_t]` for `o` in `lo..hi`, all reads in bounds;
+/// `out` itself may point outside its buffer (only `out + o` for `o ∈ lo..hi` is written).
+pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
+
+/// Channel-interleaved depthwise (8 channels per pixel, see `depthwise::interleaved_body`).
+pub(crate) type DwInterleavedFn =
+    unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
+
+/// `dst[t] = src[2·t]` for `t < n` (`src` readable for `2·n − 1` floats): stride-2 phase splits.
+pub(crate) type Stride2Fn = unsafe fn(n: usize, src: *const f32, dst: *mut f32);
+
+/// Everything one ISA tier provides.
+pub(crate) struct KernelSet {
+    pub(crate) isa: Isa,
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
+    pub(crate) name: &'static str,
+    pub(crate) gemm: GemmUkr,
+    pub(crate) epilogue: EpilogueFn,
+    pub(crate) gemv_panel: GemvPanelFn,
+    pub(crate) gemv_rows: GemvRowsFn,
+    pub(crate) dot: DotFn,
+    pub(crate) axpy: AxpyFn,
+    pub(crate) fold_dot: FoldDotFn,
+    pub(crate) dw_row: DwRowFn,
+    pub(crate) dw_interleaved: DwInterleavedFn,
+    pub(crate) stride2: Stride2Fn,
+}
+
+impl std::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KernelSet({})", self.name)
+    }
+}
+
+/// `a·b + c`, fused when the tier has FMA (`F`), else a plain multiply-add (never a libm call).
+#[inline(always)]
+pub(crate) fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Instantiate the portable bodies with the caller's target features; `$nr` is the tier's NR, `$fma` whether the
+/// tier has fused multiply-add.
+macro_rules! portable_wrappers {
+    ($nr:literal, $fma:expr $(, $feat:literal)?) => {
+        use crate::kernels::{depthwise, epilogue, gemv, FusedOp};
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn epilogue(
+            c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>],
+        ) {
+            // SAFETY: the caller upholds `EpilogueFn`'s contract, which is the bodies'.
+            unsafe {
+                if n == $nr {
+                    epilogue::tile_body_fixed::<$nr>(c, rsc, m, i0, j0, ops)
+                } else {
+                    epilogue::tile_body(c, rsc, m, n, i0, j0, ops)
+                }
+            }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn gemv_panel(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
+            // SAFETY: `GemvPanelFn`'s contract.
+            unsafe { gemv::panel_body::<$nr, { $fma }>(k, x, panel, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn gemv_rows(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32) {
+            // SAFETY: `GemvRowsFn`'s contract.
+            unsafe { gemv::rows_body::<{ $fma }>(k, x, b, ldb, n, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dot(n: usize, x: *const f32, y: *const f32) -> f32 {
+            // SAFETY: `DotFn`'s contract.
+            unsafe { gemv::dot_body::<{ $fma }>(n, x, y) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn axpy(n: usize, a: f32, x: *const f32, y: *mut f32) {
+            // SAFETY: `AxpyFn`'s contract.
+            unsafe { gemv::axpy_body::<{ $fma }>(n, a, x, y) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn fold_dot(len: usize, xe: *const f32, panel: *const f32, mr: usize, out: *mut f32) {
+            // SAFETY: `FoldDotFn`'s contract.
+            unsafe { gemv::fold_dot_body::<{ $fma }>(len, xe, panel, mr, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dw_row(lo: usize, hi: usize, taps: &[depthwise::Tap], init: f32, out: *mut f32) {
+            // SAFETY: `DwRowFn`'s contract.
+            unsafe { depthwise::row_body::<{ $fma }>(lo, hi, taps, init, out) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn stride2(n: usize, src: *const f32, dst: *mut f32) {
+            // SAFETY: `Stride2Fn`'s contract.
+            for t in 0..n {
+                // SAFETY: t < n, 2t ≤ 2n − 2.
+                unsafe { *dst.add(t) = *src.add(2 * t) };
+            }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn dw_interleaved(
+            geo: &depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32,
+        ) {
+            // SAFETY: `DwInterleavedFn`'s contract.
+            unsafe { depthwise::interleaved_body::<{ $fma }>(geo, w, init, x, out) }
+        }
+    };
+}
+pub(crate) use portable_wrappers;
+
+/// Build a `KernelSet` from a module holding `portable_wrappers!` and a micro-kernel.
+macro_rules! make_kernel_set {
+    ($isa:expr, $mr:expr, $nr:expr, $name:literal, $ukr:path, $m:path) => {{
+        use $m as w;
+        crate::kernels::arch::KernelSet {
+            isa: $isa,
+            mr: $mr,
+            nr: $nr,
+            name: $name,
+            gemm: $ukr,
+            epilogue: w::epilogue,
+            gemv_panel: w::gemv_panel,
+            gemv_rows: w::gemv_rows,
+            dot: w::dot,
+            axpy: w::axpy,
+            fold_dot: w::fold_dot,
+            dw_row: w::dw_row,
+            dw_interleaved: w::dw_interleaved,
+            stride2: w::stride2,
+        }
+    }};
+}
+pub(crate) use make_kernel_set;
+
+/// (MR, NR) of a tier (also for tiers this build lacks, so tile info can be reported anywhere).
+pub(crate) fn tile_shape(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Generic => (generic::MR, generic::NR),
+        Isa::Avx2 => (6, 16),
+        Isa::Avx512 => (12, 32),
+        Isa::Neon => (8, 12),
+    }
+}
+
+/// The table of a tier this build has (callers check support first).
+pub(crate) fn kernel_set(isa: Isa) -> &'static KernelSet {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86_64::AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &x86_64::AVX512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => &aarch64::NEON,
+        _ => &generic::GENERIC,
+    }
+}

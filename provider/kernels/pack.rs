@@ -1,0 +1,461 @@
+//! Panel packing.
+//!
+//! Layouts (the micro-kernel's, see [`super::arch::GemmUkr`]):
+//! - A (`m × kc`) in row panels of MR: panel `q` at `q·MR·kc`, element (i, p) at `q·MR·kc + p·MR + i mod MR`.
+//! - B (`kc × n`) in column panels of NR: panel `q` at `q·NR·kc`, element (p, j) at `q·NR·kc + p·NR + j mod NR`.
+//!
+//! The last panel is zero-padded to a full MR / NR, so the micro-kernel always runs whole tiles. Constant operands
+//! ([`PackedA`], [`PackedB`]) are packed once over the full K (`kc = K`): the kernel reads a `kc`-deep slice of a panel
+//! at offset `pc·MR` (`pc·NR`), so no K blocking is baked into them.
+
+use super::buf::AlignedBuf;
+use super::depthwise::Tap;
+use super::isa::{selected_isa, Isa};
+use super::{Im2col, MatRef};
+
+/// A constant A operand (`M × K`, e.g. convolution weights) packed once at Compile into the MR-row panels of the
+/// tier it was packed for (which then also computes with it).
+#[derive(Clone, Debug)]
+pub struct PackedA {
+    isa: Isa,
+    mr: usize,
+    rows: usize,
+    k: usize,
+    data: AlignedBuf,
+}
+
+impl PackedA {
+    /// Pack for the selected tier.
+    pub fn pack(a: MatRef<'_>) -> Self {
+        Self::pack_for(selected_isa(), a)
+    }
+
+    /// Pack for a given tier. Panics if the host cannot run it.
+    pub fn pack_for(isa: Isa, a: MatRef<'_>) -> Self {
+        let mr = isa.kernels().mr;
+        let mut data = AlignedBuf::zeroed(a.rows.div_ceil(mr) * mr * a.cols);
+        pack_a(a, 0, a.rows, 0, a.cols, mr, data.as_mut_slice());
+        PackedA { isa, mr, rows: a.rows, k: a.cols, data }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    pub(crate) fn mr(&self) -> usize {
+        self.mr
+    }
+    pub(crate) fn data(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// Element (i, p).
+    pub fn at(&self, i: usize, p: usize) -> f32 {
+        assert!(i < self.rows && p < self.k);
+        self.data.as_slice()[(i / self.mr) * self.mr * self.k + p * self.mr + i % self.mr]
+    }
+}
+
+/// A constant B operand (`K × N`, e.g. MatMul/Gemm weights) packed once at Compile into the NR-column panels of the
+/// tier it was packed for. The same layout streams well for GEMV (M = 1): each panel is one contiguous run.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    isa: Isa,
+    nr: usize,
+    k: usize,
+    cols: usize,
+    data: AlignedBuf,
+}
+
+impl PackedB {
+    /// Pack for the selected tier.
+    pub fn pack(b: MatRef<'_>) -> Self {
+        Self::pack_for(selected_isa(), b)
+    }
+
+    /// Pack for a given tier. Panics if the host cannot run it.
+    pub fn pack_for(isa: Isa, b: MatRef<'_>) -> Self {
+        let nr = isa.kernels().nr;
+        let mut data = AlignedBuf::zeroed(b.cols.div_ceil(nr) * nr * b.rows);
+        pack_b(b, 0, b.rows, 0, b.cols, nr, data.as_mut_slice());
+        PackedB { isa, nr, k: b.rows, cols: b.cols, data }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    pub(crate) fn nr(&self) -> usize {
+        self.nr
+    }
+    pub(crate) fn data(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// Element (p, j).
+    pub fn at(&self, p: usize, j: usize) -> f32 {
+        assert!(p < self.k && j < self.cols);
+        self.data.as_slice()[(j / self.nr) * self.nr * self.k + p * self.nr + j % self.nr]
+    }
+}
+
+/// Per-worker scratch buffers, reused across tasks: once warm (after the largest block it serves) it never
+/// allocates again. All buffers are 64-byte aligned.
+#[derive(Default, Debug)]
+pub struct Scratch {
+    pub(crate) a: AlignedBuf,
+    pub(crate) b: AlignedBuf,
+    pub(crate) tile: AlignedBuf,
+    pub(crate) v0: AlignedBuf,
+    pub(crate) v1: AlignedBuf,
+    pub(crate) out: AlignedBuf,
+    pub(crate) taps: Vec<Tap>,
+    pub(crate) im2col: Im2colWork,
+    pub(crate) dw_offs: Vec<usize>,
+    pub(crate) dw_w: Vec<[f32; 8]>,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Pack `A[i0 .. i0+m, p0 .. p0+kc]` into MR-row panels at `dst` (zero-padding the last panel).
+pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    let panels = m.div_ceil(mr);
+    let dst = &mut dst[..panels * mr * kc];
+    for q in 0..panels {
+        let pan = &mut dst[q * mr * kc..(q + 1) * mr * kc];
+        let h = mr.min(m - q * mr);
+        let r0 = i0 + q * mr;
+        if a.rs == 1 && h == mr {
+            // Column-major A: each k step is MR contiguous floats.
+            for p in 0..kc {
+                // SAFETY: A(r0 .. r0+mr, p0+p) is in range of the view (i0+m ≤ rows, p0+kc ≤ cols), contiguous.
+                let col = unsafe { std::slice::from_raw_parts(a.ptr_at(r0, p0 + p), mr) };
+                pan[p * mr..(p + 1) * mr].copy_from_slice(col);
+            }
+        } else if a.cs == 1 && h == mr && matches!(mr, 4 | 6 | 8 | 12) {
+            // Row-major A, full panel: MR row streams, one MR-wide group written per k step.
+            match mr {
+                4 => pack_a_rows::<4>(a, r0, p0, kc, pan),
+                6 => pack_a_rows::<6>(a, r0, p0, kc, pan),
+                8 => pack_a_rows::<8>(a, r0, p0, kc, pan),
+                _ => pack_a_rows::<12>(a, r0, p0, kc, pan),
+            }
+        } else if a.cs == 1 {
+            // Row-major A: read each row contiguously, write it with stride MR.
+            for r in 0..h {
+                // SAFETY: A(r0+r, p0 .. p0+kc) is in range and contiguous.
+                let row = unsafe { std::slice::from_raw_parts(a.ptr_at(r0 + r, p0), kc) };
+                for (p, &v) in row.iter().enumerate() {
+                    pan[p * mr + r] = v;
+                }
+            }
+            zero_pad_rows(pan, h, mr, kc);
+        } else {
+            for p in 0..kc {
+                for r in 0..h {
+                    pan[p * mr + r] = a.at(r0 + r, p0 + p);
+                }
+            }
+            zero_pad_rows(pan, h, mr, kc);
+        }
+    }
+}
+
+/// One full MR-row panel of a row-major A: `pan[p·MR + r] = A[r0 + r, p0 + p]`.
+#[inline(always)]
+fn pack_a_rows<const MR: usize>(a: MatRef<'_>, r0: usize, p0: usize, kc: usize, pan: &mut [f32]) {
+    // SAFETY: rows r0 .. r0+MR, columns p0 .. p0+kc are in range of the view, each row contiguous.
+    let rows: [&[f32]; MR] = std::array::from_fn(|r| unsafe { std::slice::from_raw_parts(a.ptr_at(r0 + r, p0), kc) });
+    for (p, group) in pan[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        let group: &mut [f32; MR] = group.try_into().unwrap();
+        for r in 0..MR {
+            group[r] = rows[r][p];
+        }
+    }
+}
+
+/// Pack `A[i0 .. i0+m, p0 .. p0+kc]` of an operand packed for another tier (element access; rare).
+pub(crate) fn pack_a_from(a: &PackedA, i0: usize, m: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    let panels = m.div_ceil(mr);
+    for q in 0..panels {
+        let pan = &mut dst[q * mr * kc..(q + 1) * mr * kc];
+        let h = mr.min(m - q * mr);
+        for p in 0..kc {
+            for r in 0..h {
+                pan[p * mr + r] = a.at(i0 + q * mr + r, p0 + p);
+            }
+        }
+        zero_pad_rows(pan, h, mr, kc);
+    }
+}
+
+fn zero_pad_rows(pan: &mut [f32], h: usize, mr: usize, kc: usize) {
+    if h < mr {
+        for p in 0..kc {
+            pan[p * mr + h..(p + 1) * mr].fill(0.0);
+        }
+    }
+}
+
+/// Pack `B[p0 .. p0+kc, j0 .. j0+n]` into NR-column panels at `dst` (zero-padding the last panel).
+pub(crate) fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, n: usize, nr: usize, dst: &mut [f32]) {
+    let panels = n.div_ceil(nr);
+    let dst = &mut dst[..panels * nr * kc];
+    for q in 0..panels {
+        let pan = &mut dst[q * nr * kc..(q + 1) * nr * kc];
+        let w = nr.min(n - q * nr);
+        let c0 = j0 + q * nr;
+        if b.cs == 1 {
+            // Row-major B: each k step is a contiguous copy.
+            for p in 0..kc {
+                // SAFETY: B(p0+p, c0 .. c0+w) is in range of the view and contiguous.
+                let row = unsafe { std::slice::from_raw_parts(b.ptr_at(p0 + p, c0), w) };
+                pan[p * nr..p * nr + w].copy_from_slice(row);
+            }
+        } else if b.rs == 1 {
+            // Column-major B (e.g. Gemm transB): read each column contiguously.
+            for c in 0..w {
+                // SAFETY: B(p0 .. p0+kc, c0+c) is in range and contiguous.
+                let col = unsafe { std::slice::from_raw_parts(b.ptr_at(p0, c0 + c), kc) };
+                for (p, &v) in col.iter().enumerate() {
+                    pan[p * nr + c] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for c in 0..w {
+                    pan[p * nr + c] = b.at(p0 + p, c0 + c);
+                }
+            }
+        }
+        zero_pad_cols(pan, w, nr, kc);
+    }
+}
+
+/// Pack `B[p0 .. p0+kc, j0 .. j0+n]` of an operand packed for another tier (element access; rare).
+pub(crate) fn pack_b_from(b: &PackedB, p0: usize, kc: usize, j0: usize, n: usize, nr: usize, dst: &mut [f32]) {
+    for q in 0..n.div_ceil(nr) {
+        let pan = &mut dst[q * nr * kc..(q + 1) * nr * kc];
+        let w = nr.min(n - q * nr);
+        for p in 0..kc {
+            for c in 0..w {
+                pan[p * nr + c] = b.at(p0 + p, j0 + q * nr + c);
+            }
+        }
+        zero_pad_cols(pan, w, nr, kc);
+    }
+}
+
+fn zero_pad_cols(pan: &mut [f32], w: usize, nr: usize, kc: usize) {
+    if w < nr {
+        for p in 0..kc {
+            pan[p * nr + w..(p + 1) * nr].fill(0.0);
+        }
+    }
+}
+
+/// Reusable index work of the im2col packer (per worker, inside [`Scratch`]).
+#[derive(Default, Debug)]
+pub(crate) struct Im2colWork {
+    segs: Vec<Seg>,
+    /// Distinct outer output multi-indices of the block, `nd − 1` values each.
+    outer: Vec<usize>,
+    /// Per distinct outer index: offset of the input row the current packed row reads, or −1 (padding).
+    rowbase: Vec<isize>,
+}
+
+/// A run of columns inside one panel and one output row.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    /// Offset in the packed block of the run's first lane, without the packed-row term.
+    dst: usize,
+    len: usize,
+    /// Last-dimension output index of the run's first column.
+    ow: usize,
+    /// Index into the distinct outer output indices.
+    outer: usize,
+}
+
+/// Pack rows `p0 .. p0+kc`, columns `j0 .. j0+n` of the virtual im2col matrix straight into NR-column panels.
+///
+/// Row `p` is (channel, kernel tap); column `j` an output position. The block's columns are cut once into runs that
+/// stay inside one panel and one output row; for every packed row, each run is then a left padding part, a copy
+/// (contiguous for stride 1), and a right padding part — the input index is affine along a run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b_im2col(
+    im: Im2col<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    n: usize,
+    nr: usize,
+    dst: &mut [f32],
+    work: &mut Im2colWork,
+) {
+    let g = im.geometry;
+    let nd = g.kernel.len();
+    assert!((1..=8).contains(&nd), "im2col supports 1 to 8 spatial dimensions");
+    let taps: usize = g.kernel.iter().product();
+    let in_plane: usize = g.in_spatial.iter().product();
+    let last = nd - 1;
+    let (w_out, w_in) = (g.out_spatial[last], g.in_spatial[last]);
+    let (s, d, pad) = (g.strides[last] as isize, g.dilations[last] as isize, g.pads_begin[last] as isize);
+    let panels = n.div_ceil(nr);
+    let dst = &mut dst[..panels * nr * kc];
+    let Im2colWork { segs, outer, rowbase } = work;
+    // 1. Cut the columns into runs (the same for every packed row).
+    segs.clear();
+    outer.clear();
+    let mut oidx = [0usize; 8];
+    unravel(j0, &g.out_spatial, &mut oidx[..nd]);
+    outer.extend_from_slice(&oidx[..last]);
+    let (mut q, mut lane, mut j, mut outer_id) = (0usize, 0usize, j0, 0usize);
+    while j < j0 + n {
+        let ow = oidx[last];
+        let len = (w_out - ow).min(nr - lane).min(j0 + n - j);
+        segs.push(Seg { dst: q * nr * kc + lane, len, ow, outer: outer_id });
+        lane += len;
+        if lane == nr {
+            lane = 0;
+            q += 1;
+        }
+        j += len;
+        oidx[last] += len;
+        if oidx[last] == w_out {
+            oidx[last] = 0;
+            let mut dd = last;
+            while dd > 0 {
+                dd -= 1;
+                oidx[dd] += 1;
+                if oidx[dd] < g.out_spatial[dd] {
+                    break;
+                }
+                oidx[dd] = 0;
+            }
+            if j < j0 + n {
+                outer_id += 1;
+                outer.extend_from_slice(&oidx[..last]);
+            }
+        }
+    }
+    let n_outer = outer_id + 1;
+    // 2. Every packed row.
+    let mut kidx = [0usize; 8];
+    for p in p0..p0 + kc {
+        let (c, t) = (p / taps, p % taps);
+        unravel(t, &g.kernel, &mut kidx[..nd]);
+        let plane = &im.input[c * in_plane..(c + 1) * in_plane];
+        rowbase.clear();
+        for o in 0..n_outer {
+            let mut base = 0isize;
+            for dd in 0..last {
+                let pos = (outer[o * last + dd] * g.strides[dd] + kidx[dd] * g.dilations[dd]) as isize
+                    - g.pads_begin[dd] as isize;
+                if pos < 0 || pos as usize >= g.in_spatial[dd] {
+                    base = -1;
+                    break;
+                }
+                base = base * g.in_spatial[dd] as isize + pos;
+            }
+            rowbase.push(if base < 0 { -1 } else { base * w_in as isize });
+        }
+        // iw(ow) = ow·s + off is inside the input row for ow in [lo, hi).
+        let off = kidx[last] as isize * d - pad;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = if (w_in as isize) > off { (w_in as isize - off + s - 1) / s } else { 0 };
+        let prow = (p - p0) * nr;
+        let run = RowRuns { plane, w_in, s, off, lo, hi };
+        match nr {
+            8 => run.pack::<8>(segs, rowbase, &mut dst[prow..]),
+            12 => run.pack::<12>(segs, rowbase, &mut dst[prow..]),
+            16 => run.pack::<16>(segs, rowbase, &mut dst[prow..]),
+            32 => run.pack::<32>(segs, rowbase, &mut dst[prow..]),
+            _ => run.pack::<0>(segs, rowbase, &mut dst[prow..]),
+        }
+    }
+    let w = n - (panels - 1) * nr;
+    zero_pad_cols(&mut dst[(panels - 1) * nr * kc..], w, nr, kc);
+}
+
+/// One packed im2col row: the input plane of its channel and the affine map `iw = ow·s + off` of its kernel tap
+/// along the last dimension (in bounds for `ow ∈ [lo, hi)`).
+struct RowRuns<'a> {
+    plane: &'a [f32],
+    w_in: usize,
+    s: isize,
+    off: isize,
+    lo: isize,
+    hi: isize,
+}
+
+impl RowRuns<'_> {
+    /// Write the row's runs (`dst` starts at the row's lane 0 of panel 0). `W` is the panel width when it is one
+    /// of the tiers' (full, unit-stride, in-bounds runs are then fixed-size copies), or 0.
+    #[inline(always)]
+    fn pack<const W: usize>(&self, segs: &[Seg], rowbase: &[isize], dst: &mut [f32]) {
+        for seg in segs {
+            let out = &mut dst[seg.dst..][..seg.len];
+            let rb = rowbase[seg.outer];
+            if rb < 0 {
+                out.fill(0.0);
+                continue;
+            }
+            let row = &self.plane[rb as usize..rb as usize + self.w_in];
+            let (a, b) = (seg.ow as isize, (seg.ow + seg.len) as isize);
+            if W > 0 && seg.len == W && self.s == 1 && a >= self.lo && b <= self.hi {
+                let first = (a + self.off) as usize;
+                let out: &mut [f32; W] = out.try_into().unwrap();
+                out.copy_from_slice(&row[first..first + W]);
+                continue;
+            }
+            let vlo = self.lo.clamp(a, b);
+            let vhi = self.hi.clamp(vlo, b);
+            let (m0, m1) = ((vlo - a) as usize, (vhi - a) as usize);
+            out[..m0].fill(0.0);
+            out[m1..].fill(0.0);
+            if m1 > m0 {
+                let first = (vlo * self.s + self.off) as usize;
+                let mid = &mut out[m0..m1];
+                match self.s {
+                    1 => mid.copy_from_slice(&row[first..first + mid.len()]),
+                    2 => copy_strided::<2>(mid, &row[first..]),
+                    st => mid.iter_mut().zip(row[first..].iter().step_by(st as usize)).for_each(|(m, &v)| *m = v),
+                }
+            }
+        }
+    }
+}
+
+/// `dst[t] = src[t·S]` (`dst.len() ≤ ceil(src.len() / S)`), written so the compiler vectorizes the gather.
+#[inline(always)]
+pub(crate) fn copy_strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let full = src.len() / S;
+    for (d, c) in dst.iter_mut().zip(src.chunks_exact(S)) {
+        *d = c[0];
+    }
+    if dst.len() > full {
+        dst[full] = src[full * S];
+    }
+}
+
+/// Row-major multi-index of `flat` within `dims`.
+pub(crate) fn unravel(mut flat: usize, dims: &[usize], out: &mut [usize]) {
+    for d in (0..dims.len()).rev() {
+        out[d] = flat % dims[d];
+        flat /= dims[d];
+    }
+}
