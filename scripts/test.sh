@@ -22,8 +22,9 @@ cargo build --release --quiet
 step "python tests (onnxruntime $(.venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)'))"
 ASYMO_REQUIRE_EP=1 .venv/bin/python -m pytest python-tests -q
 
-if [ -x scripts/test-aarch64.sh ]; then
-  step "aarch64 under qemu"
-  scripts/test-aarch64.sh
-fi
+step "aarch64 kernels under qemu (NEON)"
+scripts/test-aarch64.sh
+
+step "aarch64 EP under qemu with the aarch64 onnxruntime 1.31.1"
+scripts/test-aarch64-ep.sh
 step "all tests passed"

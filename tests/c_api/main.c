@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   printf("device: %s by %s\n", api->EpDevice_EpName(ours), api->EpDevice_EpVendor(ours));
+  const char* kernels = api->GetKeyValue(api->EpDevice_EpMetadata(ours), "asymo.kernels");
+  printf("asymo.kernels=%s\n", kernels ? kernels : "?");
 
   /* A bad option must fail session creation with a message naming it. */
   {
