@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use asymo_ep_ffi::{Error, Result};
 
 use crate::asym::freq::{Governor, GovernorConfig, LogFn, LogLevel};
@@ -31,14 +33,29 @@ impl Shared {
     }
 }
 
-/// Process-wide components outlive any one session's ORT logger, so they log to stderr.
+/// Where process-wide components log: the host's default logger while the library is registered (set by the ORT
+/// glue, so ORT's severity filter applies), else stderr (warnings and errors only).
+pub type LogSink = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+static LOG_SINK: RwLock<Option<LogSink>> = RwLock::new(None);
+
+/// Install (or, with `None`, remove) the process-wide log sink.
+pub fn set_log_sink(sink: Option<LogSink>) {
+    *LOG_SINK.write() = sink;
+}
+
+/// Log a process-wide message.
+pub fn log(level: LogLevel, msg: &str) {
+    match &*LOG_SINK.read() {
+        Some(sink) => sink(level, msg),
+        None if level != LogLevel::Info => {
+            let tag = if level == LogLevel::Warning { "warning" } else { "error" };
+            eprintln!("[asymo-ep {tag}] {msg}");
+        }
+        None => {}
+    }
+}
+
 fn stderr_log() -> LogFn {
-    Arc::new(|level, msg| {
-        let tag = match level {
-            LogLevel::Info => "info",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-        };
-        eprintln!("[asymo-ep {tag}] {msg}");
-    })
+    Arc::new(log)
 }

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-m", dest="mode", default="times", help="times | duration (default times)")
     ap.add_argument("-r", dest="repeat", default="20", help="runs per configuration in 'times' mode (default 20)")
     ap.add_argument("-t", dest="seconds", default="10", help="seconds of measurement in 'duration' mode")
-    ap.add_argument("-x", dest="intra", default="0", help="intra-op threads of every session (0 = ORT default)")
+    ap.add_argument("-x", dest="intra", default="0", help="intra-op threads of CPU EP sessions (0 = ORT default)")
     ap.add_argument("-y", dest="inter", default="0", help="inter-op threads (0 = ORT default)")
     ap.add_argument("-I", dest="generate", action="store_true", help="generate random inputs (always on: no test data)")
     ap.add_argument("-c", dest="concurrent", default="1", help="concurrent Run calls per session")
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--plugin_eps", default=None, help=f'"EpName;EpName" (default: {ASYMO_EP})')
     ap.add_argument("--plugin_ep_options", default="", help='"k|v k|v;k|v" per plugin EP')
     ap.add_argument("--cpu-ep-threads", default=None, help="baseline CPU EP thread counts, e.g. 2,1 (default: -x)")
+    ap.add_argument("--ep-intra-threads", default="1",
+                    help="ORT intra-op threads of plugin-EP sessions (default 1: AsyMo EP runs MatMul/Gemm/Conv on "
+                         "its own pinned workers, and a second ORT thread would only spin on the same cores)")
     ap.add_argument("--interfere", default=None, help="CPU[:DUTY] busy process pinned to CPU during measurement")
     ap.add_argument("--ablation", action="store_true", help="also run the AsyMo EP under the ablation option sets")
     ap.add_argument("--warmup", default="3", help="warm-up runs per configuration (default 3)")
@@ -217,19 +220,20 @@ def parse_args(argv: Sequence[str]) -> Settings:
     eps = [e for e in (a.plugin_eps or ASYMO_EP).split(";") if e]
     ep_options = parse_plugin_options(a.plugin_ep_options, len(eps)) if a.plugin_ep_options else [{} for _ in eps]
     baseline_threads = parse_thread_list(a.cpu_ep_threads) if a.cpu_ep_threads else [intra]
+    ep_intra = positive_int("--ep-intra-threads", a.ep_intra_threads)
     configs = [Config(f"CPU EP {t or 'default'} thr", None, {}, t) for t in baseline_threads]
     for ep, opts in zip(eps, ep_options):
         label = ep if ep != ASYMO_EP else "AsyMo EP"
         if opts:
             label += " (" + " ".join(f"{k}={v}" for k, v in opts.items()) + ")"
-        configs.append(Config(label, ep, opts, intra))
+        configs.append(Config(label, ep, opts, ep_intra))
     if a.ablation:
         if ASYMO_EP not in eps:
             raise UsageError(f"--ablation needs {ASYMO_EP} among --plugin_eps")
         base = ep_options[eps.index(ASYMO_EP)]
         for label, extra in ABLATIONS:
             if extra:
-                configs.append(Config(f"AsyMo: {label}", ASYMO_EP, {**base, **extra}, intra))
+                configs.append(Config(f"AsyMo: {label}", ASYMO_EP, {**base, **extra}, ep_intra))
     if a.model_path and a.model:
         raise UsageError("give either MODEL.onnx or --model NAME, not both")
     if not a.model_path and not a.model:
@@ -605,10 +609,11 @@ def render_table(settings: Settings, results: List[Result]) -> str:
     for r in results:
         s = r.summary()
         share = f"{r.heavy_on_ep}/{r.heavy_total}" if r.ep else "-"
-        thr = str(r.intra_threads or "auto") if r.ep is None else "-"
+        thr = str(r.intra_threads or "auto")
         lines.append(f"{r.label:<34} {thr:>7} {s['p50_ms']:9.3f} {s['p90_ms']:9.3f} {s['p99_ms']:9.3f} "
                      f"{s['throughput_per_s']:8.1f} {base / s['p50_ms']:7.2f}x  {share:>18}")
-    lines.append(f"speedup = p50 of '{results[0].label}' / p50 of the row (> 1: faster than that baseline)")
+    lines.append(f"speedup = p50 of '{results[0].label}' / p50 of the row (> 1: faster than that baseline); "
+                 "threads = ORT intra-op threads of the session")
     return "\n".join(lines)
 
 

@@ -759,7 +759,9 @@ impl Governor {
             if !st.noop_logged {
                 st.noop_logged = true;
                 drop(st);
-                (self.inner.log)(LogLevel::Warning, why);
+                // A warning when the user asked for frequencies; with the default (auto) it is only information.
+                let level = if req.freq == FreqOption::Auto { LogLevel::Info } else { LogLevel::Warning };
+                (self.inner.log)(level, why);
             }
             return Ok(RunPlan::inert(why));
         }

@@ -40,6 +40,7 @@ pub unsafe extern "C" fn CreateEpFactories(
             return Err(Error::invalid_argument("CreateEpFactories: room for 0 factories, need 1"));
         }
         let factory = Factory::new(default_logger);
+        install_log_sink(default_logger);
         // SAFETY: both pointers checked non-null; the array has at least one slot.
         unsafe {
             *factories = Box::into_raw(factory) as *mut OrtEpFactory;
@@ -57,10 +58,32 @@ pub unsafe extern "C" fn CreateEpFactories(
 pub unsafe extern "C" fn ReleaseEpFactory(factory: *mut OrtEpFactory) -> *mut OrtStatus {
     status_of("ReleaseEpFactory", || {
         if !factory.is_null() {
+            // The host's logger may go away with the registration: process-wide logs fall back to stderr.
+            crate::runtime::set_log_sink(None);
             // SAFETY: the pointer came from Box::into_raw in CreateEpFactories (Factory is repr(C) with the table
             // first) and ORT releases it exactly once.
             drop(unsafe { Box::from_raw(factory as *mut Factory) });
         }
         Ok(())
     })
+}
+
+/// Route process-wide log messages (pool, governor) to ORT's default logger while the library is registered.
+fn install_log_sink(logger: *const OrtLogger) {
+    let Ok(api) = Api::get() else { return };
+    if logger.is_null() {
+        return;
+    }
+    // The pointer is carried as an integer so the closure is Send + Sync; it is only passed back to ORT's
+    // thread-safe logging API, and the sink is removed before the factory (and its registration) is released.
+    let addr = logger as usize;
+    crate::runtime::set_log_sink(Some(Box::new(move |level, msg| {
+        let level = match level {
+            crate::asym::freq::LogLevel::Info => asymo_ep_ffi::LogLevel::Info,
+            crate::asym::freq::LogLevel::Warning => asymo_ep_ffi::LogLevel::Warning,
+            crate::asym::freq::LogLevel::Error => asymo_ep_ffi::LogLevel::Error,
+        };
+        // SAFETY: the default logger lives while the library is registered (see above).
+        unsafe { api.log(addr as *const OrtLogger, level, msg) };
+    })));
 }
