@@ -80,7 +80,7 @@ impl Default for PoolConfig {
             dispatch: Dispatch::Home,
             pin: true,
             spin: Duration::from_micros(50),
-            prewake_spin: Duration::from_millis(2),
+            prewake_spin: Duration::from_micros(500),
             caller_spin: Duration::from_micros(5),
             inline_below_secs: 15e-6,
         }
@@ -590,6 +590,9 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
                 }
                 std::hint::spin_loop();
             }
+            // Every core may host a worker, and the thread that submits the next job (ORT's, unpinned) needs a
+            // core too: offer ours between spin rounds rather than holding it for the whole window.
+            std::thread::yield_now();
             continue;
         }
         // Park. A push sets `notified` under this mutex after making its tasks visible, so either we see the
