@@ -127,3 +127,16 @@ def test_interference_stopped_when_interrupted(fixture_model, ep_library, sig):
     assert p.returncode == 130
     time.sleep(0.2)
     assert busy_processes() == []
+
+
+def test_energy_needs_a_meter_and_reads_rapl(fixture_model, ep_library, tmp_path):
+    r = bench(fixture_model, "-r", "2", "--energy", "--sysfs-root", tmp_path, "--plugin_ep_libs", f"asymo|{ep_library}")
+    assert r.returncode == 2 and "--energy: no readable RAPL counters" in r.stderr, r.stderr
+    rapl = tmp_path / "class/powercap/intel-rapl:0"
+    rapl.mkdir(parents=True)
+    (rapl / "energy_uj").write_text("5000000\n")
+    (rapl / "max_energy_range_uj").write_text("262143328850\n")
+    r = bench(fixture_model, "-r", "2", "--warmup", "1", "--energy", "--sysfs-root", tmp_path,
+              "--plugin_ep_libs", f"asymo|{ep_library}")
+    assert r.returncode == 0, r.stderr
+    assert "mJ/run" in r.stdout

@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--interfere", default=None, help="CPU[:DUTY] busy process pinned to CPU during measurement")
     ap.add_argument("--ablation", action="store_true", help="also run the AsyMo EP under the ablation option sets")
     ap.add_argument("--warmup", default="3", help="warm-up runs per configuration (default 3)")
+    ap.add_argument("--energy", action="store_true",
+                    help="also report energy per inference from RAPL (powercap) or the battery fuel gauge")
+    ap.add_argument("--sysfs-root", default="/sys", help="where --energy looks for powercap / power_supply")
     ap.add_argument("--batch", default="1", help="value of the symbolic batch dim N (default 1)")
     ap.add_argument("--json", dest="json_path", default=None, help="write results as JSON")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -197,6 +200,7 @@ class Settings:
     interference: Optional[Tuple[int, float]]
     json_path: Optional[str]
     plot_path: Optional[str]
+    energy: Optional["EnergyMeter"]
     block: int
     progress: bool
     switch_pause: float
@@ -262,6 +266,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         interference=parse_interference(a.interfere) if a.interfere else None,
         json_path=a.json_path,
         plot_path=a.plot_path,
+        energy=EnergyMeter.probe(Path(a.sysfs_root)) if a.energy else None,
         block=positive_int("--block", a.block),
         progress=not a.no_progress,
         switch_pause=positive_float("--switch-pause-ms", a.switch_pause_ms) / 1000.0,
@@ -282,6 +287,56 @@ def generate_model(name: str, full: bool) -> str:
 
         onnx.save(models.build(name, full=full), str(out))
     return str(out)
+
+
+# ================================================================================================ energy
+
+
+class EnergyMeter:
+    """Package energy from powercap RAPL (`energy_uj`, wrap-around handled) or battery current × voltage."""
+
+    def __init__(self, kind: str, paths: List[Path], wrap: List[int]):
+        self.kind, self.paths, self.wrap = kind, paths, wrap
+
+    @staticmethod
+    def probe(root: Path) -> "EnergyMeter":
+        rapl = sorted((root / "class/powercap").glob("intel-rapl:[0-9]*")) if (root / "class/powercap").is_dir() else []
+        rapl = [d for d in rapl if ":" in d.name and d.name.count(":") == 1 and (d / "energy_uj").is_file()]
+        readable = []
+        for d in rapl:
+            try:
+                int((d / "energy_uj").read_text())
+                wrap = int((d / "max_energy_range_uj").read_text()) if (d / "max_energy_range_uj").is_file() else 0
+                readable.append((d / "energy_uj", wrap))
+            except (OSError, ValueError):
+                pass
+        if readable:
+            return EnergyMeter("rapl", [p for p, _ in readable], [w for _, w in readable])
+        bats = [d for d in sorted((root / "class/power_supply").glob("*")) if (d / "current_now").is_file()
+                and (d / "voltage_now").is_file()] if (root / "class/power_supply").is_dir() else []
+        if bats:
+            return EnergyMeter("battery", [bats[0]], [0])
+        why = "no readable RAPL counters under " + str(root / "class/powercap")
+        why += " (missing, or root needed)" if not rapl else " (permission denied: run as root)"
+        raise UsageError(f"--energy: {why}, and no battery with current_now/voltage_now under "
+                         f"{root / 'class/power_supply'}")
+
+    def read(self) -> List[float]:
+        if self.kind == "rapl":
+            return [int(p.read_text()) * 1e-6 for p in self.paths]
+        d = self.paths[0]
+        return [abs(int((d / "current_now").read_text())) * 1e-6 * int((d / "voltage_now").read_text()) * 1e-6]
+
+    def joules(self, before: List[float], after: List[float], seconds: float) -> float:
+        if self.kind == "battery":  # watts sampled at both ends, times the elapsed time
+            return (before[0] + after[0]) / 2 * seconds
+        total = 0.0
+        for b, a, w in zip(before, after, self.wrap):
+            d = a - b
+            if d < 0 and w:
+                d += w * 1e-6
+            total += d
+        return total
 
 
 # ================================================================================================ processes
@@ -510,6 +565,7 @@ class Result:
     heavy_total: int
     latencies_ms: List[float] = field(default_factory=list)
     wall_s: float = 0.0
+    energy_j: float = 0.0
 
     def pct(self, q: float) -> float:
         xs = sorted(self.latencies_ms)
@@ -532,6 +588,7 @@ class Result:
             "throughput_per_s": len(self.latencies_ms) / self.wall_s if self.wall_s else float("nan"),
             "heavy_nodes_on_ep": self.heavy_on_ep,
             "heavy_nodes_total": self.heavy_total,
+            "energy_mj_per_run": 1e3 * self.energy_j / len(self.latencies_ms) if self.latencies_ms else None,
         }
 
 
@@ -581,7 +638,11 @@ def measure(settings: Settings) -> List[Result]:
             k = settings.block if per_config is None else min(settings.block, per_config - done)
             for w, r in zip(workers, results):
                 time.sleep(settings.switch_pause)
+                meter = settings.energy
+                before, t0 = (meter.read(), time.perf_counter()) if meter else (None, 0.0)
                 out = w.run(k)
+                if meter:
+                    r.energy_j += meter.joules(before, meter.read(), time.perf_counter() - t0)
                 r.latencies_ms.extend(out["latencies_ms"])
                 r.wall_s += out["wall_s"]
             done += k
@@ -603,7 +664,7 @@ def render_table(settings: Settings, results: List[Result]) -> str:
     lines.append(f"model {settings.model_label} · {cond} · {len(results[0].latencies_ms)} runs per configuration, "
                  f"interleaved, {settings.warmup} warm-up · concurrency {settings.concurrent}")
     header = f"{'configuration':<34} {'threads':>7} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'runs/s':>8} " \
-             f"{'speedup':>8}  {'MM/Gemm/Conv on EP':>18}"
+             f"{'speedup':>8}  {'MM/Gemm/Conv on EP':>18}" + ("   mJ/run" if settings.energy else "")
     lines.append(header)
     lines.append("-" * len(header))
     for r in results:
@@ -611,7 +672,8 @@ def render_table(settings: Settings, results: List[Result]) -> str:
         share = f"{r.heavy_on_ep}/{r.heavy_total}" if r.ep else "-"
         thr = str(r.intra_threads or "auto")
         lines.append(f"{r.label:<34} {thr:>7} {s['p50_ms']:9.3f} {s['p90_ms']:9.3f} {s['p99_ms']:9.3f} "
-                     f"{s['throughput_per_s']:8.1f} {base / s['p50_ms']:7.2f}x  {share:>18}")
+                     f"{s['throughput_per_s']:8.1f} {base / s['p50_ms']:7.2f}x  {share:>18}"
+                     + (f" {s['energy_mj_per_run'] or 0.0:8.1f}" if settings.energy else ""))
     lines.append(f"speedup = p50 of '{results[0].label}' / p50 of the row (> 1: faster than that baseline); "
                  "threads = ORT intra-op threads of the session")
     return "\n".join(lines)
