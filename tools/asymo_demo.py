@@ -50,10 +50,12 @@ def main(argv) -> int:
     scale = max(float(np.max(np.abs(w))) for w in want)
 
     print(f"\n{a.model} ({Path(path).name}), inputs {', '.join(f'{k}{list(v.shape)}' for k, v in feeds.items())}")
-    print("\nwhere the nodes ran:")
+    print("\nwhere the nodes ran (fused chains on our EP count each node):")
+    per_ep: dict = {}
     for sg in ours.get_provider_graph_assignment_info():
-        ops = Counter(n.op_type for n in sg.get_nodes())
-        print(f"  {sg.ep_name:<26} " + ", ".join(f"{op}×{n}" for op, n in sorted(ops.items())))
+        per_ep.setdefault(sg.ep_name, Counter()).update(n.op_type for n in sg.get_nodes())
+    for ep, ops in per_ep.items():
+        print(f"  {ep:<26} " + ", ".join(f"{op}×{n}" for op, n in sorted(ops.items())))
     verdict = "OK" if diff <= 1e-4 * max(scale, 1e-6) else "MISMATCH"
     print(f"\nmax |AsyMo − CPU EP| = {diff:.3g} (max |output| {scale:.3g}): {verdict}\n")
     del ours, cpu
