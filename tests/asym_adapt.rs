@@ -1,14 +1,38 @@
-//! Adaptation converging when one worker's core is shared with a busy thread started by the test.
+//! Adaptation converging when one worker's core is shared with a busy process started by the test (a shell busy
+//! loop pinned to CPU 1 with sched_setaffinity).
 //! Asserts only the direction (core 1's share of the work decreases), never timings.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use asymo_ep::asym::cost::KernelKind;
 use asymo_ep::asym::partition::GemmProblem;
-use asymo_ep::asym::topology::{pin_current_thread, process_affinity};
+use asymo_ep::asym::topology::process_affinity;
 use asymo_ep::asym::{AsymConfig, Runtime};
+
+/// A busy process pinned to `cpu`, killed when dropped (also if the test panics).
+struct BusyProcess(Child);
+
+impl BusyProcess {
+    fn start(cpu: usize) -> BusyProcess {
+        let child = Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("spawn sh");
+        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; sched_setaffinity reads it for the
+        // child's pid, which is alive (we own the Child).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(libc::sched_setaffinity(child.id() as libc::pid_t, std::mem::size_of_val(&set), &set), 0);
+        }
+        BusyProcess(child)
+    }
+}
+
+impl Drop for BusyProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// A fixed amount of arithmetic per output element (not a timed spin: time-sharing slows it down).
 fn work(units: usize) -> f64 {
@@ -38,16 +62,7 @@ fn busy_core_gets_less_work() {
     let initial = rt.plan(&prob).worker_share[w1];
     assert!(initial > 0.4 && initial < 0.6, "symmetric cores start near an even split: {initial}");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinner = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            assert!(pin_current_thread(1));
-            while !stop.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        })
-    };
+    let busy = BusyProcess::start(1);
     let t0 = Instant::now();
     let mut share = initial;
     let mut runs = 0;
@@ -63,8 +78,7 @@ fn busy_core_gets_less_work() {
         .unwrap();
         runs += 1;
     }
-    stop.store(true, Ordering::Relaxed);
-    spinner.join().unwrap();
+    drop(busy);
     eprintln!("core 1 share {initial:.3} -> {share:.3} after {runs} runs, {:?}", t0.elapsed());
     assert!(share < initial, "core 1's share did not decrease: {initial} -> {share}");
     drop(rt);
