@@ -307,3 +307,24 @@ def test_session_cycles_keep_rss_flat(asymo):
     grown = (harness.rss_bytes() - before) / 2**20
     print(f"RSS growth over 500 cycles: {grown:.2f} MB")
     assert grown < 24, f"RSS grew by {grown:.1f} MB over 500 session cycles"
+
+
+# ------------------------------------------------------------------------------------------------ frequency modes
+
+@pytest.mark.parametrize("options", [
+    {"freq": "off"}, {"freq": "auto"}, {"freq": "max"}, {"freq": "1800000"}, {"mode": "latency", "freq_hold_ms": "0"},
+    {"freq_backend": "uclamp"}, {"freq_backend": "none"},
+])
+def test_frequency_modes_degrade_cleanly_here(real_ep, options):
+    """This machine has no cpufreq: every frequency setting still runs, with correct results."""
+    model = models.mlp(size=64, hidden=(96, 48))
+    feeds = models.make_inputs(model, batch=3)
+    harness.compare(model, feeds, options=options)
+
+
+def test_energy_mode_without_curves_is_a_clear_error(real_ep):
+    model = models.mlp(size=64, hidden=(96, 48))
+    with pytest.raises(Exception) as info:
+        harness.make_session(model, "asymo", options={"mode": "energy"})
+    msg = str(info.value)
+    assert "mode=energy" in msg and "asymo-profile --energy" in msg, msg
