@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use parking_lot::{Mutex, RwLock};
 
-use asymo_ep_ffi::sys::{OrtGraph, OrtLogger, OrtNode, OrtRunOptions};
+use asymo_ep_ffi::sys::{OrtGraph, OrtLogger, OrtNode, OrtRunOptions, OrtValueInfo};
 use asymo_ep_ffi::{
     ep_call, Api, Error, LogLevel, OrtEp, OrtEpDataLayout, OrtEpGraphSupportInfo, OrtNodeComputeInfo,
     OrtNodeFusionOptions, Result, StatusPtr, ORT_EP_DATA_LAYOUT_NCHW, ORT_VERSION_SUPPORTED,
@@ -254,18 +254,11 @@ impl Ep {
             if self.config.log_plan {
                 self.log(LogLevel::Warning, &format!("AsyMo EP plan {}", plan.describe()));
             }
-            let fused_inputs = self
-                .api
-                .node_inputs(fused)?
-                .into_iter()
-                .map(|vi| vi.map(|vi| self.api.value_name(vi)).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            let fused_outputs = self
-                .api
-                .node_outputs(fused)?
-                .into_iter()
-                .map(|vi| vi.map(|vi| self.api.value_name(vi)).transpose())
-                .collect::<Result<Vec<_>>>()?;
+            let names = |values: Vec<Option<*const OrtValueInfo>>| -> Result<Vec<Option<String>>> {
+                values.into_iter().map(|vi| vi.map(|vi| self.api.value_name(vi)).transpose()).collect()
+            };
+            let fused_inputs = names(self.api.node_inputs(fused)?)?;
+            let fused_outputs = names(self.api.node_outputs(fused)?)?;
             let position = |names: &[Option<String>], want: &str| names.iter().position(|n| n.as_deref() == Some(want));
             // Constant inputs were copied into the plan; every other input is found on the fused node by name
             // (its input order differs from the node's once initializers are dropped).
