@@ -121,6 +121,9 @@ pub struct Scratch {
     pub(crate) out: AlignedBuf,
     pub(crate) taps: Vec<Tap>,
     pub(crate) im2col: Im2colWork,
+    /// Convolution window (see `window.rs`) and its K row offsets.
+    pub(crate) conv: AlignedBuf,
+    pub(crate) conv_off: Vec<usize>,
     pub(crate) dw_offs: Vec<usize>,
     pub(crate) dw_w: Vec<[f32; 8]>,
 }
