@@ -3,6 +3,7 @@
 
     tools/layer_models.py generate [DIR]                     # write the models (default .cache/layers)
     tools/layer_models.py bench [DIR] [-k FILTER] [-r RUNS] [--block N]  # asymo-bench each: 1 and 2 cores
+    tools/layer_models.py ab [DIR] [-k FILTER] [-n ROUNDS]  # one process, both sessions, interleaved, one core
     tools/layer_models.py list
 
 Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1):
@@ -10,6 +11,12 @@ Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1)
 - `gemv_<k>x<n>`: MatMul [1, k] x constant [k, n] (4096x4096 and 1024x4096);
 - `r50_*` / `mb1_*`: one Conv (+ bias) + Relu of ResNet-50 / MobileNetV1 at 224x224 (every distinct shape),
   MobileNetV1's depthwise layers included (`mb1_dw*`); `r50_fc`: the 2048 -> 1000 Gemm.
+
+`ab` measures kernel speed with the noise of this shared VM filtered out: one process pinned to CPU 0 holds a CPU EP
+session (1 intra-op thread) and our session (`cores=0`); rounds alternate 3 runs of each; it prints the minimum and
+the median per side and their ratios. The minimum is the kernel comparison (host noise only ever adds time); the
+median includes how our worker, ORT's calling thread and our spin-waiting share that one CPU, which a real
+deployment does not force (ORT's thread then runs on the other core) — use `bench` for end-to-end latency.
 
 `bench` runs, for every model, one asymo-bench invocation with four interleaved configurations — CPU EP with 1 and
 2 intra-op threads, our EP on one core (`cores=0`) and on both — and prints p50 per configuration and the ratios
@@ -176,6 +183,55 @@ def bench(d: Path, flt: str, runs: int, json_path: str | None, extra: List[str])
     return 0
 
 
+def ab(d: Path, flt: str, rounds: int) -> int:
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    os.sched_setaffinity(0, {0})
+    ort.register_execution_provider_library("asymo", os.environ["ASYMO_EP_LIB"])
+    devs = [dv for dv in ort.get_ep_devices() if dv.ep_name == "AsyMoExecutionProvider"]
+    if not d.exists():
+        generate(d)
+    order = {n: i for i, n in enumerate(all_names())}
+    names = sorted((p.stem for p in d.glob("*.onnx") if not flt or any(f in p.stem for f in flt.split(","))),
+                   key=lambda n: order.get(n, 1 << 30))
+    print(f"{'layer':<28} {'cpu min':>8} {'ep min':>8} {'ratio':>6} | {'cpu p50':>8} {'ep p50':>8} {'ratio':>6}")
+    ratios = []
+    for name in names:
+        path = str(d / f"{name}.onnx")
+        so = ort.SessionOptions()
+        so.log_severity_level, so.intra_op_num_threads = 3, 1
+        cpu = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        so = ort.SessionOptions()
+        so.log_severity_level, so.intra_op_num_threads = 3, 1
+        so.add_provider_for_devices(devs, {"cores": "0"})
+        ep = ort.InferenceSession(path, so, enable_fallback=0)
+        inp = cpu.get_inputs()[0]
+        feed = {inp.name: np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)}
+        times: Dict[str, List[float]] = {"cpu": [], "ep": []}
+        for s in (cpu, ep):
+            for _ in range(3):
+                s.run(None, feed)
+        for _ in range(rounds):
+            for key, s in (("cpu", cpu), ("ep", ep)):
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    s.run(None, feed)
+                    times[key].append((time.perf_counter() - t0) * 1e3)
+        c, e = np.array(times["cpu"]), np.array(times["ep"])
+        r_min, r_med = c.min() / e.min(), np.median(c) / np.median(e)
+        ratios.append((r_min, r_med))
+        print(f"{name:<28} {c.min():8.3f} {e.min():8.3f} {r_min:5.2f}x | {np.median(c):8.3f} {np.median(e):8.3f} "
+              f"{r_med:5.2f}x", flush=True)
+        del cpu, ep
+    if ratios:
+        g = np.exp(np.mean(np.log(np.array(ratios)), axis=0))
+        print(f"{'geomean':<28} {'':>8} {'':>8} {g[0]:5.2f}x | {'':>8} {'':>8} {g[1]:5.2f}x")
+    return 0
+
+
 def all_names() -> List[str]:
     return ([f"mm_{n}" for n in SQUARE] + [f"gemv_{k}x{n}" for k, n in GEMV] + [c[0] for c in CONVS]
             + ["r50_fc"])
@@ -194,6 +250,10 @@ def main(argv: List[str]) -> int:
     b.add_argument("--block", type=int, default=10,
                    help="asymo-bench --block: runs back to back per switch (default 10; the tool's 5 makes "
                         "wake-up-after-pause costs dominate sub-millisecond layers)")
+    x = sub.add_parser("ab")
+    x.add_argument("dir", nargs="?", default=str(DEFAULT_DIR))
+    x.add_argument("-k", dest="filter", default="", help="comma-separated substrings of layer names")
+    x.add_argument("-n", dest="rounds", type=int, default=10, help="rounds of 3 + 3 runs (default 10)")
     sub.add_parser("list")
     a = ap.parse_args(argv)
     if a.cmd == "generate":
@@ -204,6 +264,8 @@ def main(argv: List[str]) -> int:
         print("\n".join(all_names()))
         return 0
     os.environ.setdefault("ASYMO_EP_LIB", str(REPO / "target" / "release" / "libasymo_ep.so"))
+    if a.cmd == "ab":
+        return ab(Path(a.dir), a.filter, a.rounds)
     return bench(Path(a.dir), a.filter, a.runs, a.json_path, ["--block", str(a.block)])
 
 
