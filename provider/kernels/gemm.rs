@@ -12,9 +12,11 @@
 //! MR / NR multiple still work: the partial tile at the edge is computed whole into a small temp tile and only the
 //! owned part is stored.
 
-use super::arch::{KernelSet, TileEpi};
+use super::arch::{KernelSet, Seg, TileEpi};
+use super::buf::AlignedBuf;
 use super::isa::{selected_isa, tile_info_for, Isa};
-use super::pack::{pack_a, pack_a_from, pack_b, pack_b_from, pack_b_im2col};
+use super::pack::{pack_a, pack_a_from, pack_b, pack_b_from, pack_b_im2col, Im2colWork};
+use super::window::{self, pack_b_shifted, ColMap};
 use super::{gemv, AOperand, BOperand, FusedOp, MatMut, PackedA, PackedB, Scratch};
 use std::ops::Range;
 
@@ -53,6 +55,24 @@ pub(crate) fn gemm_block_on(
     epilogue: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
+    gemm_block_cfg(isa, read_in_place(), a, b, c, k, rows, cols, epilogue, scratch)
+}
+
+/// [`gemm_block_on`] choosing whether convolution windows may be read in place by the micro-kernel (tests cover
+/// both; `ASYMO_CONV_INPLACE=0` turns it off process-wide).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_block_cfg(
+    isa: Option<Isa>,
+    in_place: bool,
+    a: AOperand<'_>,
+    b: BOperand<'_>,
+    c: MatMut<'_>,
+    k: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    epilogue: &[FusedOp<'_>],
+    scratch: &mut Scratch,
+) {
     let isa = isa.unwrap_or_else(selected_isa);
     assert!(rows.start <= rows.end && cols.start <= cols.end, "empty-or-forward ranges");
     assert!(rows.end <= c.rows && cols.end <= c.cols, "block outside C");
@@ -79,7 +99,15 @@ pub(crate) fn gemm_block_on(
         (_, BOperand::Packed(pb)) => pb.isa().kernels(),
         _ => isa.kernels(),
     };
-    driver(ks, a, b, c, k, rows, cols, epilogue, scratch);
+    let Scratch { a: abuf, b: bbuf, tile, im2col, conv, conv_off, .. } = scratch;
+    match b {
+        BOperand::Im2col(im) if window::supports(im.geometry) => {
+            let w = window::prepare(im, cols, conv, conv_off, ks.stride2);
+            let b = BSrc::Shifted { data: w.data, row_off: w.row_off, in_place };
+            driver(ks, a, b, c, k, rows, w.vcols, w.map, epilogue, abuf, bbuf, tile, im2col);
+        }
+        _ => driver(ks, a, BSrc::Op(b), c, k, rows, cols, ColMap::identity(), epilogue, abuf, bbuf, tile, im2col),
+    }
 }
 
 pub(crate) fn check_operands(a: &AOperand<'_>, b: &BOperand<'_>, m: usize, n: usize, k: usize) {
@@ -125,7 +153,7 @@ pub(crate) fn check_epilogue(ops: &[FusedOp<'_>], m: usize, n: usize) {
 /// Where the A (or B) panels of one pass come from.
 struct Panels {
     base: *const f32,
-    /// Row (column) of C where panel 0 starts.
+    /// Row (virtual column) of C where panel 0 starts.
     origin: usize,
     /// Floats from one panel to the next.
     stride: usize,
@@ -133,36 +161,54 @@ struct Panels {
     k_off: usize,
 }
 
+/// The B operand as the driver reads it.
+#[derive(Clone, Copy)]
+enum BSrc<'a> {
+    Op(BOperand<'a>),
+    /// Element (p, v) at `data[row_off[p] + v]` (a convolution window, see `window.rs`); columns are virtual.
+    /// `in_place`: let a masked-store micro-kernel read the rows where they are (else they are packed).
+    Shifted {
+        data: &'a [f32],
+        row_off: &'a [usize],
+        in_place: bool,
+    },
+}
+
 #[allow(clippy::too_many_arguments)]
 fn driver(
     ks: &KernelSet,
     a: AOperand<'_>,
-    b: BOperand<'_>,
+    b: BSrc<'_>,
     c: MatMut<'_>,
     k: usize,
     rows: Range<usize>,
     cols: Range<usize>,
+    map: ColMap,
     ops: &[FusedOp<'_>],
-    scratch: &mut Scratch,
+    abuf: &mut AlignedBuf,
+    bbuf: &mut AlignedBuf,
+    tile: &mut AlignedBuf,
+    im2col: &mut Im2colWork,
 ) {
     let (mr, nr) = (ks.mr, ks.nr);
     let ti = tile_info_for(ks.isa);
+    let own_b: Option<&PackedB> = match b {
+        BSrc::Op(BOperand::Packed(pb)) if pb.nr() == nr => Some(pb),
+        _ => None,
+    };
     // A pre-packed B needs no column passes (and each pass would re-pack A); a B packed here is cut into nc passes.
     let mc = ti.mc;
-    let nc = if matches!(b, BOperand::Packed(pb) if pb.nr() == nr) { cols.len() } else { ti.nc };
+    let nc = if own_b.is_some() { cols.len() } else { ti.nc };
     // Split K into equal passes (K = 512 with kc = 384 runs 2 × 256, not 384 + 128).
     let kc = k.div_ceil(k.div_ceil(ti.kc)).next_multiple_of(8).min(ti.kc.max(8));
     let own_a: Option<&PackedA> = match a {
         AOperand::Packed(pa) if pa.mr() == mr => Some(pa),
         _ => None,
     };
-    let own_b: Option<&PackedB> = match b {
-        BOperand::Packed(pb) if pb.nr() == nr => Some(pb),
-        _ => None,
-    };
     let fused = FusedPrefix::of(ops);
-    let Scratch { a: abuf, b: bbuf, tile, im2col, .. } = scratch;
     let tile = tile.get(mr * nr).as_mut_ptr();
+    // Shifted B rows are read in place by tiers with a masked-store kernel (at most 8 runs per tile: pitch ≥ 8).
+    let in_place_ok = ks.gemm_seg.is_some() && c.cs == 1 && map.pitch >= 8;
     let mut jc = cols.start;
     while jc < cols.end {
         let jn = nc.min(cols.end - jc);
@@ -170,15 +216,28 @@ fn driver(
         while pc < k {
             let kb = kc.min(k - pc);
             let (first, last) = (pc == 0, pc + kb == k);
+            // A shifted B read in place by the micro-kernel (no block packing): its data, this pass's row
+            // offsets and their maximum.
+            let in_place = match b {
+                BSrc::Shifted { data, row_off, in_place: true } if in_place_ok => {
+                    let offs = &row_off[pc..pc + kb];
+                    Some((data, offs, offs.iter().copied().max().unwrap_or(0)))
+                }
+                _ => None,
+            };
             // Loop 4 body: the B block of this pass.
             let bp = match own_b {
                 Some(pb) => Panels { base: pb.data().as_ptr(), origin: 0, stride: pb.k() * nr, k_off: pc * nr },
+                None if in_place.is_some() => Panels { base: std::ptr::null(), origin: jc, stride: 0, k_off: 0 },
                 None => {
                     let dst = bbuf.get(jn.div_ceil(nr) * nr * kb);
                     match b {
-                        BOperand::View(v) => pack_b(v, pc, kb, jc, jn, nr, dst),
-                        BOperand::Im2col(im) => pack_b_im2col(im, pc, kb, jc, jn, nr, dst, im2col),
-                        BOperand::Packed(pb) => pack_b_from(pb, pc, kb, jc, jn, nr, dst),
+                        BSrc::Op(BOperand::View(v)) => pack_b(v, pc, kb, jc, jn, nr, dst),
+                        BSrc::Op(BOperand::Im2col(im)) => pack_b_im2col(im, pc, kb, jc, jn, nr, dst, im2col),
+                        BSrc::Op(BOperand::Packed(pb)) => pack_b_from(pb, pc, kb, jc, jn, nr, dst),
+                        BSrc::Shifted { data, row_off, .. } => {
+                            pack_b_shifted(data, &row_off[pc..pc + kb], jc, jn, nr, dst)
+                        }
                     }
                     Panels { base: dst.as_ptr(), origin: jc, stride: kb * nr, k_off: 0 }
                 }
@@ -198,19 +257,30 @@ fn driver(
                         Panels { base: dst.as_ptr(), origin: ic, stride: kb * mr, k_off: 0 }
                     }
                 };
-                let pass = Pass { ks, kb, first, last, c, ops, fused, tile };
+                let pass = Pass { ks, kb, first, last, c, map, ops, fused, tile };
                 // Loops 2 and 1.
                 for jt in (jc - bp.origin) / nr..(jc + jn - bp.origin).div_ceil(nr) {
                     let tj = bp.origin + jt * nr;
-                    let bptr = bp.base.wrapping_add(jt * bp.stride + bp.k_off);
                     let cj = tj.max(jc)..(tj + nr).min(jc + jn);
+                    let (bptr, boff) = match in_place {
+                        // B read in place when the whole micro-panel is inside the data, else packed here.
+                        Some((data, offs, max_off)) if tj + max_off + nr <= data.len() => {
+                            (data.as_ptr().wrapping_add(tj), offs.as_ptr())
+                        }
+                        Some((data, offs, _)) => {
+                            let dst = bbuf.get(nr * kb);
+                            pack_b_shifted(data, offs, tj, cj.end - tj, nr, dst);
+                            (dst.as_ptr(), std::ptr::null())
+                        }
+                        None => (bp.base.wrapping_add(jt * bp.stride + bp.k_off), std::ptr::null()),
+                    };
                     for it in (ic - ap.origin) / mr..(ic + im - ap.origin).div_ceil(mr) {
                         let ti = ap.origin + it * mr;
                         let aptr = ap.base.wrapping_add(it * ap.stride + ap.k_off);
                         let ri = ti.max(ic)..(ti + mr).min(ic + im);
                         // SAFETY: the panels were packed (or pre-packed) for these tiles with kb-deep slices at the
                         // computed offsets; ri × cj lies inside the caller's block of C.
-                        unsafe { pass.tile(aptr, bptr, ti, ri, tj, cj.clone()) };
+                        unsafe { pass.tile(aptr, bptr, boff, ti, ri, tj, cj.clone()) };
                     }
                 }
                 ic += im;
@@ -228,6 +298,8 @@ struct Pass<'a, 'c> {
     first: bool,
     last: bool,
     c: MatMut<'c>,
+    /// Tile columns are virtual columns of this map.
+    map: ColMap,
     ops: &'a [FusedOp<'a>],
     fused: Option<FusedPrefix<'a>>,
     tile: *mut f32,
@@ -276,25 +348,48 @@ impl<'a> FusedPrefix<'a> {
 }
 
 impl Pass<'_, '_> {
-    /// The MR × NR tile with C origin (ti, tj); store only rows `ri` and columns `cj` of it.
+    /// The MR × NR tile with origin row `ti`, virtual column `tj`; store only rows `ri` and (virtual) columns `cj`.
+    /// B is a packed micro-panel, or (non-null `boff`, only with the tier's `gemm_seg`) rows `b + boff[p]`.
     ///
     /// # Safety
-    /// `a` / `b` point to `kb`-deep MR / NR panel slices; `ri × cj` is inside C and owned by the caller.
+    /// `a` / `b` point to `kb`-deep MR / NR panel slices (or `kb` offsets of readable NR-float rows); `ri × cj` maps
+    /// inside C and is owned by the caller.
     #[inline]
-    unsafe fn tile(&self, a: *const f32, b: *const f32, ti: usize, ri: Range<usize>, tj: usize, cj: Range<usize>) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        &self,
+        a: *const f32,
+        b: *const f32,
+        boff: *const usize,
+        ti: usize,
+        ri: Range<usize>,
+        tj: usize,
+        cj: Range<usize>,
+    ) {
         let (mr, nr) = (self.ks.mr, self.ks.nr);
         let c = self.c;
-        let full = ri.start == ti && ri.end == ti + mr && cj.start == tj && cj.end == tj + nr && c.cs == 1;
-        if full {
+        let map = self.map;
+        // The C column of lane 0 when the whole tile is one run of consecutive C columns.
+        let whole = if cj.start == tj && cj.end == tj + nr && c.cs == 1 {
+            if map.pitch == map.width {
+                Some(map.base + tj)
+            } else {
+                let col = tj % map.pitch;
+                (col + nr <= map.width).then(|| map.base + (tj / map.pitch) * map.width + col)
+            }
+        } else {
+            None
+        };
+        if let (Some(tc), true) = (whole, ri.start == ti && ri.end == ti + mr && boff.is_null()) {
             // SAFETY: the whole tile is inside C with contiguous columns and owned by the caller.
             unsafe {
-                let cp = c.ptr_at(ti, tj);
+                let cp = c.ptr_at(ti, tc);
                 // On the last pass the simple prefix of the epilogue runs in registers, the rest on the stored tile.
                 let (epi, rest) = match &self.fused {
                     Some(f) if self.last => {
                         let e = TileEpi {
                             row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ti)),
-                            col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(tj)),
+                            col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(tc)),
                             ..f.tile
                         };
                         (Some(e), &self.ops[f.len..])
@@ -304,34 +399,97 @@ impl Pass<'_, '_> {
                 let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
                 (self.ks.gemm)(self.kb, a, b, cp, c.rs, !self.first, ep);
                 if self.last && !rest.is_empty() {
-                    (self.ks.epilogue)(cp, c.rs, mr, nr, ti, tj, rest);
+                    (self.ks.epilogue)(cp, c.rs, mr, nr, ti, tc, rest);
                 }
             }
             return;
         }
-        // Edge or strided tile: compute it whole into the temp tile, then merge the owned part.
+        let m = ri.len();
+        let lane0 = cj.start - tj;
+        if let (Some(seg_ukr), 1) = (self.ks.gemm_seg, c.cs) {
+            // Edge or split tile stored in place through lane masks (rows ri.start.. of the panel: the kernel reads
+            // A at a row offset, the panel step stays MR).
+            let mut segs = [Seg { delta: 0, mask: 0 }; 8];
+            let mut ns = 0;
+            let mut runs = [(0usize, 0usize, 0usize); 8];
+            map.segments(cj.clone(), |lane, n, col| {
+                if ns < segs.len() {
+                    let l = lane0 + lane;
+                    let mask = if n >= 32 { u32::MAX } else { ((1u32 << n) - 1) << l };
+                    segs[ns] = Seg { delta: col as isize - l as isize, mask };
+                    runs[ns] = (l, n, col);
+                }
+                ns += 1;
+            });
+            if ns <= segs.len() {
+                // SAFETY: every selected lane is a C element of the owned block (rows ri, the mapped columns);
+                // the A slice starts ri.start − ti rows into its panel, so rows 0..m are the panel's ri rows.
+                unsafe {
+                    let cp = c.ptr_at(ri.start, 0);
+                    let ar = a.add(ri.start - ti);
+                    let (epi, rest) = match &self.fused {
+                        Some(f) if self.last => {
+                            let e = TileEpi {
+                                row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ri.start)),
+                                col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+                                ..f.tile
+                            };
+                            (Some(e), &self.ops[f.len..])
+                        }
+                        _ => (None, self.ops),
+                    };
+                    let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
+                    seg_ukr(self.kb, m, ar, b, boff, cp, c.rs, &segs[..ns], !self.first, ep);
+                    if self.last && !rest.is_empty() {
+                        for &(_, n, col) in &runs[..ns] {
+                            (self.ks.epilogue)(c.ptr_at(ri.start, col), c.rs, m, n, ri.start, col, rest);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        debug_assert!(boff.is_null(), "in-place B needs the masked-store kernel");
+        // Edge, strided or split tile: compute it whole into the temp tile, then merge the owned runs.
         // SAFETY: the temp tile holds MR × NR floats (row stride NR) and belongs to this worker's scratch.
         unsafe { (self.ks.gemm)(self.kb, a, b, self.tile, nr as isize, false, std::ptr::null()) };
-        let (m, n) = (ri.len(), cj.len());
-        let t0 = self.tile.wrapping_add((ri.start - ti) * nr + (cj.start - tj));
-        if !self.first {
-            for r in 0..m {
-                for j in 0..n {
-                    // SAFETY: (ri.start + r, cj.start + j) is in the owned block; the temp index is inside the tile.
-                    unsafe { *t0.add(r * nr + j) += *c.ptr_at(ri.start + r, cj.start + j) };
+        map.segments(cj, |lane, n, col| {
+            let t0 = self.tile.wrapping_add((ri.start - ti) * nr + lane0 + lane);
+            if !self.first {
+                for r in 0..m {
+                    // SAFETY: row r of the sub-tile (n floats of the temp tile) and of the owned C run.
+                    let t = unsafe { std::slice::from_raw_parts_mut(t0.add(r * nr), n) };
+                    if c.cs == 1 {
+                        // SAFETY: the C run is n contiguous floats of the owned block.
+                        let cr = unsafe { std::slice::from_raw_parts(c.ptr_at(ri.start + r, col), n) };
+                        t.iter_mut().zip(cr).for_each(|(t, c)| *t += c);
+                    } else {
+                        for (j, t) in t.iter_mut().enumerate() {
+                            // SAFETY: (ri.start + r, col + j) is in the owned block.
+                            *t += unsafe { *c.ptr_at(ri.start + r, col + j) };
+                        }
+                    }
                 }
             }
-        }
-        if self.last && !self.ops.is_empty() {
-            // SAFETY: the m × n sub-tile of the temp tile, row stride NR.
-            unsafe { (self.ks.epilogue)(t0, nr as isize, m, n, ri.start, cj.start, self.ops) };
-        }
-        for r in 0..m {
-            for j in 0..n {
-                // SAFETY: as above.
-                unsafe { *c.ptr_at(ri.start + r, cj.start + j) = *t0.add(r * nr + j) };
+            if self.last && !self.ops.is_empty() {
+                // SAFETY: the m × n sub-tile of the temp tile, row stride NR.
+                unsafe { (self.ks.epilogue)(t0, nr as isize, m, n, ri.start, col, self.ops) };
             }
-        }
+            for r in 0..m {
+                // SAFETY: as above.
+                let t = unsafe { std::slice::from_raw_parts(t0.add(r * nr), n) };
+                if c.cs == 1 {
+                    // SAFETY: as above.
+                    let cr = unsafe { std::slice::from_raw_parts_mut(c.ptr_at(ri.start + r, col), n) };
+                    cr.copy_from_slice(t);
+                } else {
+                    for (j, &t) in t.iter().enumerate() {
+                        // SAFETY: as above.
+                        unsafe { *c.ptr_at(ri.start + r, col + j) = t };
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -349,4 +507,10 @@ pub fn microkernel_probe(isa: Isa, k: usize, reps: usize) -> f64 {
     }
     std::hint::black_box(&c);
     2.0 * (ks.mr * ks.nr * k * reps) as f64
+}
+
+/// Whether shifted B operands are read in place (`ASYMO_CONV_INPLACE=0` packs them instead; read once).
+fn read_in_place() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ASYMO_CONV_INPLACE").map_or(true, |v| v != "0"))
 }

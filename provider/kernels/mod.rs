@@ -27,6 +27,7 @@ mod isa;
 mod pack;
 #[cfg(test)]
 mod tests;
+mod window;
 
 pub use cache::CacheSizes;
 pub use depthwise::depthwise_conv;

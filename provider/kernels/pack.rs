@@ -121,6 +121,9 @@ pub struct Scratch {
     pub(crate) out: AlignedBuf,
     pub(crate) taps: Vec<Tap>,
     pub(crate) im2col: Im2colWork,
+    /// Convolution window (see `window.rs`) and its K row offsets.
+    pub(crate) conv: AlignedBuf,
+    pub(crate) conv_off: Vec<usize>,
     pub(crate) dw_offs: Vec<usize>,
     pub(crate) dw_w: Vec<[f32; 8]>,
 }
@@ -215,18 +218,22 @@ fn zero_pad_rows(pan: &mut [f32], h: usize, mr: usize, kc: usize) {
 pub(crate) fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, n: usize, nr: usize, dst: &mut [f32]) {
     let panels = n.div_ceil(nr);
     let dst = &mut dst[..panels * nr * kc];
+    if b.cs == 1 {
+        // Row-major B: each row read once, contiguously, and cut into the panels (fixed-size copies).
+        match nr {
+            32 => pack_b_rows::<32>(b, p0, kc, j0, n, dst),
+            16 => pack_b_rows::<16>(b, p0, kc, j0, n, dst),
+            12 => pack_b_rows::<12>(b, p0, kc, j0, n, dst),
+            8 => pack_b_rows::<8>(b, p0, kc, j0, n, dst),
+            _ => pack_b_rows_any(b, p0, kc, j0, n, nr, dst),
+        }
+        return;
+    }
     for q in 0..panels {
         let pan = &mut dst[q * nr * kc..(q + 1) * nr * kc];
         let w = nr.min(n - q * nr);
         let c0 = j0 + q * nr;
-        if b.cs == 1 {
-            // Row-major B: each k step is a contiguous copy.
-            for p in 0..kc {
-                // SAFETY: B(p0+p, c0 .. c0+w) is in range of the view and contiguous.
-                let row = unsafe { std::slice::from_raw_parts(b.ptr_at(p0 + p, c0), w) };
-                pan[p * nr..p * nr + w].copy_from_slice(row);
-            }
-        } else if b.rs == 1 {
+        if b.rs == 1 {
             // Column-major B (e.g. Gemm transB): read each column contiguously.
             for c in 0..w {
                 // SAFETY: B(p0 .. p0+kc, c0+c) is in range and contiguous.
@@ -243,6 +250,39 @@ pub(crate) fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, n: usize, n
             }
         }
         zero_pad_cols(pan, w, nr, kc);
+    }
+}
+
+/// [`pack_b`] of a B with contiguous rows: `pan_q[p·NR + t] = B[p0 + p, j0 + q·NR + t]`, last panel zero-padded.
+#[inline(always)]
+fn pack_b_rows<const NR: usize>(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, n: usize, dst: &mut [f32]) {
+    let full = n / NR;
+    let w = n - full * NR;
+    for p in 0..kc {
+        // SAFETY: B(p0+p, j0 .. j0+n) is in range of the view and contiguous (cs = 1).
+        let row = unsafe { std::slice::from_raw_parts(b.ptr_at(p0 + p, j0), n) };
+        for q in 0..full {
+            let d: &mut [f32; NR] = (&mut dst[q * NR * kc + p * NR..][..NR]).try_into().unwrap();
+            *d = row[q * NR..q * NR + NR].try_into().unwrap();
+        }
+        if w > 0 {
+            let d = &mut dst[full * NR * kc + p * NR..][..NR];
+            d[..w].copy_from_slice(&row[full * NR..]);
+            d[w..].fill(0.0);
+        }
+    }
+}
+
+fn pack_b_rows_any(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, n: usize, nr: usize, dst: &mut [f32]) {
+    for p in 0..kc {
+        // SAFETY: as in `pack_b_rows`.
+        let row = unsafe { std::slice::from_raw_parts(b.ptr_at(p0 + p, j0), n) };
+        for q in 0..n.div_ceil(nr) {
+            let w = nr.min(n - q * nr);
+            let d = &mut dst[q * nr * kc + p * nr..][..nr];
+            d[..w].copy_from_slice(&row[q * nr..q * nr + w]);
+            d[w..].fill(0.0);
+        }
     }
 }
 

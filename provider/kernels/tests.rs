@@ -3,7 +3,7 @@
 //! call writes exactly its block.
 
 use super::depthwise::{depthwise_on, DwPath};
-use super::gemm::gemm_block_on;
+use super::gemm::{gemm_block_cfg, gemm_block_on};
 use super::gemv::{col_partial, row_partial};
 use super::*;
 use std::ops::Range;
@@ -469,6 +469,81 @@ fn im2col_crosses_kc() {
         &mut Scratch::new(),
     );
     assert_close(&c, &want, "im2col across kc");
+}
+
+/// The convolution window path (1-D / 2-D): larger planes than the im2col test (pitches ≥ 8, so rows are read in
+/// place on tiers that can), K across kc passes, every tile row count, random column splits, random epilogues, C
+/// with padded rows inside a NaN buffer; rows read in place and packed.
+#[test]
+fn window_conv_matches_direct_conv() {
+    let mut scratch = Scratch::new();
+    for isa in tiers() {
+        let ti = tile_info_for(isa);
+        let mut rng = Rng::new(0x3C0 + isa as u64);
+        for case in 0..36 {
+            let nd = if case % 5 == 0 { 1 } else { 2 };
+            let mut g = random_geometry(&mut rng, nd, 1);
+            for d in 0..nd {
+                // Widen: inputs 6..40, kernels up to 7, pads up to 3.
+                let (i, k) = (rng.range(6, if nd == 1 { 90 } else { 40 }), rng.pick(&[1, 1, 3, 3, 5, 7]));
+                let (s, dl, pb, pe) = (rng.range(1, 3), rng.range(1, 2), rng.range(0, 3), rng.range(0, 3));
+                // Every sixth case a pointwise convolution: the input itself is B (its end is not padded).
+                let (k, s, pb, pe) = if case % 6 == 1 { (1, 1, 0, 0) } else { (k, s, pb, pe) };
+                g.in_spatial[d] = i;
+                g.kernel[d] = k;
+                g.strides[d] = s;
+                g.dilations[d] = dl;
+                g.pads_begin[d] = pb;
+                g.out_spatial[d] = conv_out(i, k, s, dl, pb, pe);
+            }
+            if g.n() == 0 {
+                continue;
+            }
+            g.channels = if case % 4 == 0 {
+                ti.kc / g.kernel.iter().product::<usize>() + rng.range(1, 9)
+            } else {
+                rng.range(1, 12)
+            };
+            let c_out = rng.range(1, 2 * ti.mr + 3);
+            let (x, w) = (rng.vec(g.in_size()), rng.vec(c_out * g.k()));
+            let n = g.n();
+            let d = epi_data(&mut rng, c_out, n);
+            let ops = random_ops(&mut rng, &d, c_out, n);
+            let want: Vec<f64> = {
+                let raw = naive_conv(&x, &w, &g, c_out, None);
+                (0..c_out * n).map(|t| apply_epilogue(raw[t] as f32, t / n, t % n, &ops) as f64).collect()
+            };
+            let pa = PackedA::pack_for(isa, MatRef::row_major(&w, c_out, g.k()));
+            for in_place in [true, false] {
+                let rs = n + rng.range(0, 5);
+                let mut buf = vec![f32::NAN; (c_out - 1) * rs + n + 7];
+                {
+                    let cm = MatMut::new(&mut buf, c_out, n, rs as isize, 1);
+                    let b = BOperand::Im2col(Im2col { input: &x, geometry: &g });
+                    let a = if case % 3 == 0 {
+                        AOperand::View(MatRef::row_major(&w, c_out, g.k()))
+                    } else {
+                        AOperand::Packed(&pa)
+                    };
+                    for r in random_split(&mut rng, c_out, ti.mr) {
+                        for cols in random_split(&mut rng, n, ti.nr) {
+                            gemm_block_cfg(Some(isa), in_place, a, b, cm, g.k(), r.clone(), cols, &ops, &mut scratch);
+                        }
+                    }
+                }
+                let mut got = vec![0.0; c_out * n];
+                for i in 0..c_out {
+                    for j in 0..n {
+                        got[i * n + j] = buf[i * rs + j];
+                        buf[i * rs + j] = f32::NAN;
+                    }
+                }
+                let what = format!("{} window conv {g:?} c_out {c_out} in_place {in_place} ops {ops:?}", isa.name());
+                assert!(buf.iter().all(|v| v.is_nan()), "{what}: wrote outside C");
+                assert_close(&got, &want, &what);
+            }
+        }
+    }
 }
 
 // ---- GEMV ----

@@ -12,8 +12,8 @@ use crate::asym::cost::KernelKind;
 use crate::asym::partition::{GemmProblem, Plan, Task};
 use crate::asym::Runtime as AsymRuntime;
 use crate::kernels::{
-    depthwise_conv, gemm_block, gemv_partial, gemv_reduce, gemv_shape, tile_info, AOperand, BOperand, ConvGeometry,
-    FusedOp, GemvShape, MatMut, Scratch,
+    depthwise_conv, gemm_block, gemv_partial, gemv_reduce, gemv_shape, tile_info, AOperand, BOperand, CacheSizes,
+    ConvGeometry, FusedOp, GemvShape, MatMut, Scratch,
 };
 
 use super::{Error, Result};
@@ -118,7 +118,8 @@ impl Executor for AsymRuntime {
             _ => KernelKind::Gemm,
         };
         let tile = tile_info();
-        let plan = self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(tile.mr, tile.nr));
+        let plan =
+            self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(plan_mr(first, tile.mr, tile.nr), tile.nr));
         if plan.k_parts > 1 {
             return run_k_split(self, &plan, jobs);
         }
@@ -142,6 +143,20 @@ impl Executor for AsymRuntime {
                 job.run(task.rows.clone(), scratch);
             }
         })
+    }
+}
+
+/// The row granule the partitioner cuts M with. A pre-packed A (convolution weights) that fits in half of L2
+/// costs nothing to share between column blocks, while every row block re-packs (or re-prepares) the whole B: such
+/// jobs are cut along N only (granule = all of M) when N has enough granules for every core to get several tasks.
+/// Larger weights stay splittable along M, so each task streams only its own rows of them.
+fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
+    let (m, n, k) = (job.m(), job.n(), job.k);
+    let a_fits = m * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
+    if matches!(job.a, AOperand::Packed(_)) && !matches!(job.b, BOperand::Packed(_)) && a_fits && n.div_ceil(nr) >= 8 {
+        m.next_multiple_of(mr)
+    } else {
+        mr
     }
 }
 

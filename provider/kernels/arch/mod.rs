@@ -26,6 +26,36 @@ pub(crate) mod x86_64;
 pub(crate) type GemmUkr =
     unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: isize, accumulate: bool, epi: *const TileEpi);
 
+/// A run of tile lanes stored to consecutive C columns: lane `t` (bit `t` of `mask`, NR ≤ 32) goes to column
+/// offset `delta + t` of its C row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seg {
+    pub(crate) delta: isize,
+    pub(crate) mask: u32,
+}
+
+/// The micro-kernel on rows `0..m` (`m ≤ MR`) of a tile whose lanes are stored through `segs` (disjoint masks):
+/// `C[i, delta + t] = epi((C +) A·B)[i, t]` for every lane `t` of every segment, nothing else touched. `c` points
+/// to the C element of row 0 and column offset 0; a non-null `epi.col_bias` is indexed like C's columns (read
+/// through the same masks). B is a packed NR panel when `boff` is null, else read in place: step `p` reads the NR
+/// floats at `b + boff[p]`. Otherwise as [`GemmUkr`].
+///
+/// # Safety
+/// As [`GemmUkr`], for the selected lanes of rows `0..m`; with a non-null `boff`, `boff` holds `k` offsets and
+/// every `b + boff[p]` is readable for NR floats; the set's ISA must be supported.
+pub(crate) type GemmSegUkr = unsafe fn(
+    k: usize,
+    m: usize,
+    a: *const f32,
+    b: *const f32,
+    boff: *const usize,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+);
+
 /// The part of an epilogue a micro-kernel applies in registers before storing a tile:
 /// `y = clamp(y + row_bias[i] + col_bias[j], lo, hi)`, each part optional.
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +108,8 @@ pub(crate) struct KernelSet {
     pub(crate) nr: usize,
     pub(crate) name: &'static str,
     pub(crate) gemm: GemmUkr,
+    /// Edge / split tiles stored in place (tiers without it compute such tiles into a temp tile).
+    pub(crate) gemm_seg: Option<GemmSegUkr>,
     pub(crate) epilogue: EpilogueFn,
     pub(crate) gemv_panel: GemvPanelFn,
     pub(crate) gemv_rows: GemvRowsFn,
@@ -191,6 +223,7 @@ macro_rules! make_kernel_set {
             nr: $nr,
             name: $name,
             gemm: $ukr,
+            gemm_seg: None,
             epilogue: w::epilogue,
             gemv_panel: w::gemv_panel,
             gemv_rows: w::gemv_rows,

@@ -2,7 +2,7 @@
 //! (12×32: 24 zmm accumulators, 2 B loads, broadcasts folded into the FMAs). Selected only when the CPU and the OS
 //! both support them (see `isa.rs`).
 
-use super::{make_kernel_set, KernelSet, TileEpi};
+use super::{make_kernel_set, KernelSet, Seg, TileEpi};
 use crate::kernels::isa::Isa;
 use std::arch::x86_64::*;
 
@@ -12,6 +12,7 @@ pub(crate) static AVX2: KernelSet = KernelSet {
 };
 pub(crate) static AVX512: KernelSet = KernelSet {
     stride2: avx2_stride2,
+    gemm_seg: Some(avx512_mmm_f32_12x32_seg),
     ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
 };
 
@@ -147,49 +148,179 @@ unsafe fn avx512_mmm_f32_12x32(
     accumulate: bool,
     epi: *const TileEpi,
 ) {
+    const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
+    // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
+    unsafe { avx512_body::<12, false>(k, a, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
+}
+
+/// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
+/// read in place, row `p` at `b + boff[p]`.
+///
+/// # Safety
+/// [`super::GemmSegUkr`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_mmm_f32_12x32_seg(
+    k: usize,
+    m: usize,
+    a: *const f32,
+    b: *const f32,
+    boff: *const usize,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
+    if boff.is_null() {
+        // SAFETY: forwarded contract.
+        unsafe { avx512_seg_m::<false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { avx512_seg_m::<true>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+    }
+}
+
+/// Dispatch on the row count.
+///
+/// # Safety
+/// As [`avx512_mmm_f32_12x32_seg`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_seg_m<const ROWS: bool>(
+    k: usize,
+    m: usize,
+    a: *const f32,
+    b: *const f32,
+    boff: *const usize,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
+    use avx512_body as body;
+    // SAFETY: forwarded contract; each instantiation reads m ≤ 12 rows of the 12-row A panel.
+    unsafe {
+        match m {
+            1 => body::<1, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            2 => body::<2, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            3 => body::<3, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            4 => body::<4, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            5 => body::<5, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            6 => body::<6, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            7 => body::<7, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            8 => body::<8, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            9 => body::<9, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            10 => body::<10, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            11 => body::<11, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            _ => body::<12, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+        }
+    }
+}
+
+/// The AVX-512 micro-kernel on the first `M` rows of a 12-row A panel: 2·M zmm accumulators, 2 B loads and M
+/// broadcasts per step. B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
+/// `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
+/// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias, when present, is read
+/// through the same masks (`col_bias + seg.delta + t`).
+///
+/// # Safety
+/// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_body<const M: usize, const ROWS: bool>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    boff: *const usize,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
     const MR: usize = 12;
     const NR: usize = 32;
-    // SAFETY: as in the AVX2 kernel, with AVX-512F enabled here and checked by the caller.
+    // SAFETY: the panels hold k·MR and k·NR floats (or, with ROWS, boff holds k offsets and each B row b + boff[p]
+    // is readable for NR floats), read below in order; every lane a segment selects is a
+    // writable (and, when accumulating, readable) C element owned by the caller; masked-off lanes are not accessed
+    // (AVX-512 masked loads and stores suppress faults), so their addresses may lie outside C (formed with
+    // wrapping arithmetic). AVX-512F is enabled by the caller.
     unsafe {
-        for i in 0..MR {
-            let cp = c.offset(i as isize * rsc) as *const i8;
-            _mm_prefetch::<_MM_HINT_T0>(cp);
-            _mm_prefetch::<_MM_HINT_T0>(cp.add(127));
+        for seg in segs {
+            for i in 0..M {
+                let cp = c.offset(i as isize * rsc).wrapping_offset(seg.delta) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(4 * seg.mask.trailing_zeros() as usize));
+                _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(4 * (31 - seg.mask.leading_zeros() as usize)));
+            }
         }
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
         let mut ap = a;
         let mut bp = b;
+        let mut op = boff;
+        // `$pf`: prefetch 8 steps ahead — one line of A (it streams from L2) and, for packed B, the two lines of
+        // the B micro-panel (from L2 on the first row tile).
         macro_rules! step {
-            () => {
-                let b0 = _mm512_loadu_ps(bp);
-                let b1 = _mm512_loadu_ps(bp.add(16));
+            ($pf:expr) => {
+                let bq = if ROWS { b.add(*op) } else { bp };
+                if $pf {
+                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
+                    // B rows read in place are not prefetched (measured slower: the extra offset loads and
+                    // prefetches cost more than the misses they hide; the rows stay in L1/L2 after the first
+                    // row tile).
+                    if !ROWS {
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * NR) as *const i8);
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * NR + 16) as *const i8);
+                    }
+                }
+                let b0 = _mm512_loadu_ps(bq);
+                let b1 = _mm512_loadu_ps(bq.add(16));
                 for (i, row) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*ap.add(i));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                 }
                 ap = ap.add(MR);
-                bp = bp.add(NR);
+                if ROWS {
+                    op = op.add(1);
+                } else {
+                    bp = bp.add(NR);
+                }
             };
         }
         let mut p = k;
         while p >= 4 {
-            step!();
-            step!();
-            step!();
-            step!();
+            step!(true);
+            step!(false);
+            step!(true);
+            step!(false);
             p -= 4;
         }
         while p > 0 {
-            step!();
+            step!(false);
             p -= 1;
         }
         // Epilogue fields read once into registers (C stores below could alias them as far as the compiler knows).
         let e = epi.as_ref().copied();
         let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
         let cb = e.map(|e| e.col_bias).filter(|p| !p.is_null());
+        let whole = segs.len() == 1 && segs[0].mask == u32::MAX && segs[0].delta == 0;
+        // Gather a 32-lane row through the segments (whole tiles: two plain loads).
+        let gather = |base: *const f32| -> (__m512, __m512) {
+            if whole {
+                return (_mm512_loadu_ps(base), _mm512_loadu_ps(base.add(16)));
+            }
+            let (mut v0, mut v1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for seg in segs {
+                let q = base.wrapping_offset(seg.delta);
+                v0 = _mm512_mask_loadu_ps(v0, seg.mask as u16, q);
+                v1 = _mm512_mask_loadu_ps(v1, (seg.mask >> 16) as u16, q.wrapping_add(16));
+            }
+            (v0, v1)
+        };
         let (cb0, cb1) = match cb {
-            Some(p) => (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))),
+            Some(p) => gather(p),
             None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
         };
         let clamp = e.filter(|e| e.clamp).map(|e| (_mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi)));
@@ -197,8 +328,9 @@ unsafe fn avx512_mmm_f32_12x32(
             let cp = c.offset(i as isize * rsc);
             let (mut v0, mut v1) = (row[0], row[1]);
             if accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
+                let (c0, c1) = gather(cp);
+                v0 = _mm512_add_ps(v0, c0);
+                v1 = _mm512_add_ps(v1, c1);
             }
             if !rb.is_null() {
                 let b = _mm512_set1_ps(*rb.add(i));
@@ -214,8 +346,16 @@ unsafe fn avx512_mmm_f32_12x32(
                 v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
                 v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
             }
-            _mm512_storeu_ps(cp, v0);
-            _mm512_storeu_ps(cp.add(16), v1);
+            if whole {
+                _mm512_storeu_ps(cp, v0);
+                _mm512_storeu_ps(cp.add(16), v1);
+            } else {
+                for seg in segs {
+                    let q = cp.wrapping_offset(seg.delta);
+                    _mm512_mask_storeu_ps(q, seg.mask as u16, v0);
+                    _mm512_mask_storeu_ps(q.wrapping_add(16), (seg.mask >> 16) as u16, v1);
+                }
+            }
         }
     }
 }
