@@ -25,9 +25,10 @@ fn main() {
             std::thread::sleep(Duration::from_millis(3)); // let workers park now and then
         }
         let t0 = Instant::now();
-        shared.asym.prewake();
+        shared.asym.run_begin();
         let token = shared.governor.run_start(&plan);
         shared.governor.run_end(token);
+        shared.asym.run_end();
         samples.push(t0.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);

@@ -99,6 +99,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "tuning: how long an idle worker spins before parking",
     },
     OptionSpec {
+        key: "caller_affinity",
+        accepted: "1, 0",
+        default: "1",
+        doc: "during each Run, keep the calling thread on the cores measured fastest (restored at the end of the Run), so a busy core does not slow ORT's own work",
+    },
+    OptionSpec {
         key: "mode",
         accepted: "latency, energy",
         default: "latency",
@@ -139,6 +145,7 @@ pub struct EpConfig {
     pub freq_backend: BackendChoice,
     pub freq_state_dir: Option<PathBuf>,
     pub log_plan: bool,
+    pub caller_affinity: bool,
 }
 
 impl Default for EpConfig {
@@ -149,6 +156,7 @@ impl Default for EpConfig {
             freq_backend: BackendChoice::Auto,
             freq_state_dir: None,
             log_plan: false,
+            caller_affinity: true,
         }
     }
 }
@@ -175,6 +183,13 @@ impl EpConfig {
             "freq" => self.freq.freq = FreqOption::parse(v)?,
             "freq_hold_ms" => self.freq.hold = parse_hold_ms(v)?,
             "freq_backend" => self.freq_backend = BackendChoice::parse(v)?,
+            "caller_affinity" => {
+                self.caller_affinity = match v {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err("expected 1 or 0".into()),
+                }
+            }
             "freq_state_dir" => {
                 self.freq_state_dir = Some(crate::asym::directory_option(key, v).map_err(|e| e.to_string())?)
             }
@@ -223,6 +238,7 @@ mod tests {
             ("min_task_us", "10"),
             ("tasks_per_core", "2"),
             ("spin_us", "5"),
+            ("caller_affinity", "0"),
             ("mode", "energy"),
             ("freq", "off"),
             ("freq_hold_ms", "0"),

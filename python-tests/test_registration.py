@@ -128,6 +128,7 @@ BAD_VALUES = {
     "freq_hold_ms": ["soon"],
     "freq_backend": ["magic"],
     "freq_state_dir": ["/proc/version"],
+    "caller_affinity": ["yes", "2"],
 }
 GOOD_VALUES = {"log_plan": ["0", "1"], "threads": ["1", "2"], "steal": ["0", "1"], "adapt": ["0", "1"],
                "schedule": ["asymo", "equal"], "cores": ["0", "all"], "freq": ["off", "max"], "mode": ["latency"],

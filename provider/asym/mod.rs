@@ -275,6 +275,32 @@ impl Runtime {
         self.pool.prewake()
     }
 
+    /// The CPUs a thread that drives inference (ORT's calling thread) should run on: those whose worker is
+    /// currently within 20% of the fastest (class speed × measured speed). On a quiet symmetric machine that is
+    /// every core; with a busy process on one core, the others.
+    pub fn preferred_caller_cpus(&self) -> Vec<usize> {
+        let class_speed = class_speeds(&self.cost, &self.topology);
+        let speeds: Vec<(usize, f64)> = self
+            .topology
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(w, c)| (c.cpu, class_speed.get(c.class).copied().unwrap_or(1.0) * self.adapt.live_speed(w)))
+            .collect();
+        let top = speeds.iter().map(|&(_, s)| s).fold(0.0, f64::max);
+        speeds.into_iter().filter(|&(_, s)| s >= 0.8 * top).map(|(cpu, _)| cpu).collect()
+    }
+
+    /// An inference run begins (`OnRunStart`): workers wake and stay ready between its jobs.
+    pub fn run_begin(&self) {
+        self.pool.run_begin()
+    }
+
+    /// The run ended (`OnRunEnd`).
+    pub fn run_end(&self) {
+        self.pool.run_end()
+    }
+
     pub fn config(&self) -> &AsymConfig {
         &self.config
     }

@@ -67,8 +67,14 @@ pub struct PoolConfig {
     pub spin: Duration,
     /// How long workers keep spinning after [`Pool::prewake`].
     pub prewake_spin: Duration,
+    /// While an inference run is in progress ([`Pool::run_begin`] … [`Pool::run_end`]), how long an idle worker
+    /// keeps spinning (yielding) before it parks: the gaps between a run's jobs (ORT dispatch, CPU EP nodes) are
+    /// short, and waking a parked thread costs far more on a virtual machine (hundreds of µs measured here).
+    pub run_spin: Duration,
     /// How long the calling thread spins before sleeping on its job.
     pub caller_spin: Duration,
+    /// During a run, the calling thread spins (yielding) up to the job's predicted time, at most this long.
+    pub caller_run_spin: Duration,
     /// Single-task plans predicted below this run on the calling thread.
     pub inline_below_secs: f64,
 }
@@ -81,7 +87,9 @@ impl Default for PoolConfig {
             pin: true,
             spin: Duration::from_micros(50),
             prewake_spin: Duration::from_micros(500),
+            run_spin: Duration::from_millis(5),
             caller_spin: Duration::from_micros(5),
+            caller_run_spin: Duration::from_millis(2),
             inline_below_secs: 15e-6,
         }
     }
@@ -148,6 +156,12 @@ struct Job {
     error: Mutex<Option<PoolError>>,
     done: Mutex<bool>,
     done_cv: Condvar,
+    /// When the job was submitted, and per worker: nominal predicted work done (ns) and when its last task of
+    /// this job ended (ns after `start`). Adaptation rates each worker by work ÷ finish time, which counts the time
+    /// a worker was preempted or slow to start, not only how fast its tasks ran once running.
+    start: Instant,
+    work_ns: Box<[AtomicU64]>,
+    finish_ns: Box<[AtomicU64]>,
 }
 
 // SAFETY: `plan` points to a `Plan` (Sync) and `func` to a `Sync` closure, both borrowed by `run` for the whole
@@ -225,6 +239,8 @@ struct Shared {
     shutdown: AtomicBool,
     /// Workers spin until this instant (ns since `epoch`) after a prewake.
     spin_until_ns: AtomicU64,
+    /// Inference runs in progress (between run_begin and run_end), over all sessions.
+    runs_active: AtomicUsize,
     epoch: Instant,
 }
 
@@ -284,6 +300,7 @@ impl Pool {
             victims,
             shutdown: AtomicBool::new(false),
             spin_until_ns: AtomicU64::new(0),
+            runs_active: AtomicUsize::new(0),
             epoch: Instant::now(),
         });
         let mut threads = Vec::with_capacity(n);
@@ -342,6 +359,9 @@ impl Pool {
             error: Mutex::new(None),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
+            start: Instant::now(),
+            work_ns: (0..sh.slots.len()).map(|_| AtomicU64::new(0)).collect(),
+            finish_ns: (0..sh.slots.len()).map(|_| AtomicU64::new(0)).collect(),
         });
         // Group by target worker, then push each group under one lock.
         let nw = sh.slots.len();
@@ -379,10 +399,21 @@ impl Pool {
                 }
             }
         }
-        // Wait: brief spin, then sleep.
+        // Wait: during an inference run, spin (yielding the core to any worker sharing it) for about the job's
+        // predicted time, capped: a parked thread wakes slowly (hundreds of µs on a VM), and ORT's next node waits
+        // on this thread. Outside runs, or for long jobs, sleep after `caller_spin`.
         let t0 = Instant::now();
-        while job.remaining.load(Ordering::Acquire) != 0 && t0.elapsed() < sh.cfg.caller_spin {
-            std::hint::spin_loop();
+        let spin_for = if sh.runs_active.load(Ordering::Relaxed) > 0 {
+            Duration::from_secs_f64(plan.predicted_secs.clamp(0.0, sh.cfg.caller_run_spin.as_secs_f64()))
+                .max(sh.cfg.caller_spin)
+        } else {
+            sh.cfg.caller_spin
+        };
+        while job.remaining.load(Ordering::Acquire) != 0 && t0.elapsed() < spin_for {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            std::thread::yield_now();
         }
         if job.remaining.load(Ordering::Acquire) != 0 {
             let mut d = job.done.lock();
@@ -392,6 +423,12 @@ impl Pool {
         }
         // Acquire pairs with the workers' AcqRel decrements: all task effects are visible from here.
         debug_assert_eq!(job.remaining.load(Ordering::Acquire), 0);
+        for (w, (work, finish)) in job.work_ns.iter().zip(job.finish_ns.iter()).enumerate() {
+            let (work, finish) = (work.load(Ordering::Relaxed), finish.load(Ordering::Relaxed));
+            if work > 0 && finish > 0 {
+                sh.adapt.record(w, work as f64 * 1e-9, finish as f64 * 1e-9);
+            }
+        }
         sh.adapt.update();
         let error = job.error.lock().take();
         match error {
@@ -408,6 +445,19 @@ impl Pool {
         for w in 0..sh.slots.len() {
             sh.notify(w);
         }
+    }
+
+    /// An inference run starts (`OnRunStart`): wake the workers, and keep idle workers spinning between this run's
+    /// jobs (up to `run_spin`) until [`Pool::run_end`].
+    pub fn run_begin(&self) {
+        self.shared.runs_active.fetch_add(1, Ordering::AcqRel);
+        self.prewake();
+    }
+
+    /// The run ended (`OnRunEnd`, also after a failed run); idle workers park once no run is in progress.
+    pub fn run_end(&self) {
+        // Saturating: a stray end must not wrap the count.
+        let _ = self.shared.runs_active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// Counters per worker.
@@ -583,7 +633,9 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
         let now = Instant::now();
         let since = *idle_since.get_or_insert(now);
         let prewake_until = Duration::from_nanos(sh.spin_until_ns.load(Ordering::Relaxed));
-        if now - since < sh.cfg.spin || sh.epoch.elapsed() < prewake_until {
+        let idle = now - since;
+        let in_run = sh.runs_active.load(Ordering::Relaxed) > 0 && idle < sh.cfg.run_spin;
+        if idle < sh.cfg.spin || in_run || sh.epoch.elapsed() < prewake_until {
             for _ in 0..64 {
                 if sh.any_work_visible(w) {
                     break;
@@ -623,7 +675,8 @@ fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratc
         match result {
             Ok(()) => {
                 let nominal = sh.nominal_on(w, qt.cost, qt.cost_class);
-                sh.adapt.record(w, nominal, dt);
+                job.work_ns[w].fetch_add((nominal * 1e9) as u64, Ordering::Relaxed);
+                job.finish_ns[w].fetch_max(job.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 slot.predicted_ns.fetch_add((nominal * 1e9) as u64, Ordering::Relaxed);
             }
             Err(p) => {
