@@ -634,7 +634,14 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
         let since = *idle_since.get_or_insert(now);
         let prewake_until = Duration::from_nanos(sh.spin_until_ns.load(Ordering::Relaxed));
         let idle = now - since;
-        let in_run = sh.runs_active.load(Ordering::Relaxed) > 0 && idle < sh.cfg.run_spin;
+        // Only a worker measured at full speed keeps spinning through a run: one that shares its core with
+        // another busy thread parks instead, so the OS scheduler treats it as interactive and runs it at once when
+        // work arrives (a thread that stays runnable competes for its core slice by slice, milliseconds each).
+        // Without adaptation there is no measurement, and every worker parks after `spin`.
+        let in_run = sh.runs_active.load(Ordering::Relaxed) > 0
+            && idle < sh.cfg.run_spin
+            && sh.adapt.config().enabled
+            && sh.adapt.live_speed(w) >= 0.8;
         if idle < sh.cfg.spin || in_run || sh.epoch.elapsed() < prewake_until {
             for _ in 0..64 {
                 if sh.any_work_visible(w) {
