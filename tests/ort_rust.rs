@@ -18,13 +18,20 @@ fn python() -> PathBuf {
     std::env::var_os("ASYMO_PYTHON").map(PathBuf::from).unwrap_or_else(|| root().join(".venv/bin/python"))
 }
 
-/// The cdylib cargo built next to this test binary (target/<profile>/libasymo_ep.so).
+/// The cdylib cargo built with this test binary: `target/<profile>/deps/libasymo_ep.so` (cargo copies it up to
+/// `target/<profile>/` only on `cargo build`). `ASYMO_EP_LIB` overrides.
 fn our_library() -> PathBuf {
+    if let Some(p) = std::env::var_os("ASYMO_EP_LIB") {
+        return PathBuf::from(p);
+    }
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let lib = profile_dir.join("libasymo_ep.so");
-    assert!(lib.exists(), "{} missing (cargo builds it with the tests)", lib.display());
-    lib
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let candidates = [deps.join("libasymo_ep.so"), deps.parent().expect("target/<profile>").join("libasymo_ep.so")];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| panic!("libasymo_ep.so not found at {candidates:?} (cargo builds it with the tests)"))
 }
 
 fn ort_runtime() -> PathBuf {
