@@ -1,4 +1,5 @@
-//! Cost of the per-run hooks (what `OnRunStart` + `OnRunEnd` do: wake the pool, governor run_start/run_end).
+//! Cost of the per-run hooks: `Shared::run_start` + `Shared::run_end`, exactly what ORT's `OnRunStart` and
+//! `OnRunEnd` callbacks run (steer the caller, ready the pool, apply and release the frequency plan).
 //!
 //! ```text
 //! cargo run --release --example hook_overhead -- [freq=off|auto|max ...]   # options as session options
@@ -25,10 +26,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(3)); // let workers park now and then
         }
         let t0 = Instant::now();
-        shared.asym.run_begin();
-        let token = shared.governor.run_start(&plan);
-        shared.governor.run_end(token);
-        shared.asym.run_end();
+        shared.run_start(&plan, cfg.caller_affinity);
+        shared.run_end(plan.token());
         samples.push(t0.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);

@@ -9,7 +9,8 @@ use parking_lot::RwLock;
 
 use asymo_ep_ffi::{Error, Result};
 
-use crate::asym::freq::{Governor, GovernorConfig, LogFn, LogLevel};
+use crate::asym::freq::{Governor, GovernorConfig, LogFn, LogLevel, RunPlan, RunToken};
+use crate::asym::topology::{process_affinity, set_current_affinity};
 use crate::asym::Runtime as AsymRuntime;
 use crate::options::EpConfig;
 
@@ -30,6 +31,48 @@ impl Shared {
         gc.state_dir = cfg.freq_state_dir.clone();
         let governor = Governor::shared(gc).map_err(|e| Error::invalid_argument(format!("frequency governor: {e}")))?;
         Ok(Shared { asym, governor })
+    }
+
+    /// Everything `OnRunStart` does: keep the calling thread on the fastest cores (with `caller_affinity`), get the
+    /// workers ready, and apply the run's frequency plan. Plain Rust, so `examples/hook_overhead` times exactly this.
+    pub fn run_start(&self, plan: &RunPlan, caller_affinity: bool) {
+        if caller_affinity {
+            steer_caller(&self.asym.preferred_caller_cpus());
+        }
+        self.asym.run_begin();
+        self.governor.run_start(plan);
+    }
+
+    /// Everything `OnRunEnd` does, on the thread that called `run_start`.
+    pub fn run_end(&self, token: RunToken) {
+        self.governor.run_end(token);
+        self.asym.run_end();
+        restore_caller();
+    }
+}
+
+thread_local! {
+    /// The calling thread's own CPU mask while a Run has narrowed it (OnRunStart and OnRunEnd run on the same
+    /// thread, and a thread runs one Run at a time).
+    static SAVED_AFFINITY: std::cell::RefCell<Option<Vec<usize>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Narrow the calling thread to `preferred` (within its own mask) for the rest of the Run.
+fn steer_caller(preferred: &[usize]) {
+    let Some(current) = process_affinity() else { return };
+    let narrowed: Vec<usize> = current.iter().copied().filter(|c| preferred.contains(c)).collect();
+    if narrowed.is_empty() || narrowed.len() == current.len() {
+        return;
+    }
+    if set_current_affinity(&narrowed) {
+        SAVED_AFFINITY.with(|s| *s.borrow_mut() = Some(current));
+    }
+}
+
+/// Give the calling thread its own mask back (OnRunEnd).
+fn restore_caller() {
+    if let Some(mask) = SAVED_AFFINITY.with(|s| s.borrow_mut().take()) {
+        set_current_affinity(&mask);
     }
 }
 

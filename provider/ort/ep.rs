@@ -17,7 +17,6 @@ use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::asym::topology::{process_affinity, set_current_affinity};
 use crate::ops::{check_support, epilogue, gemm_work, OpPlan};
 use crate::options::EpConfig;
 use crate::runtime::Shared;
@@ -307,43 +306,12 @@ impl Ep {
     }
 
     fn run_start(&self) {
-        if self.config.caller_affinity {
-            steer_caller(&self.shared.asym.preferred_caller_cpus());
-        }
-        self.shared.asym.run_begin();
-        self.shared.governor.run_start(&self.freq_plan.read());
+        self.shared.run_start(&self.freq_plan.read(), self.config.caller_affinity);
     }
 
     fn run_end(&self) {
         let token = self.freq_plan.read().token();
-        self.shared.governor.run_end(token);
-        self.shared.asym.run_end();
-        restore_caller();
-    }
-}
-
-thread_local! {
-    /// The calling thread's own CPU mask while a Run has narrowed it (OnRunStart and OnRunEnd run on the same
-    /// thread, and a thread runs one Run at a time).
-    static SAVED_AFFINITY: std::cell::RefCell<Option<Vec<usize>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Narrow the calling thread to `preferred` (within its own mask) for the rest of the Run.
-fn steer_caller(preferred: &[usize]) {
-    let Some(current) = process_affinity() else { return };
-    let narrowed: Vec<usize> = current.iter().copied().filter(|c| preferred.contains(c)).collect();
-    if narrowed.is_empty() || narrowed.len() == current.len() {
-        return;
-    }
-    if set_current_affinity(&narrowed) {
-        SAVED_AFFINITY.with(|s| *s.borrow_mut() = Some(current));
-    }
-}
-
-/// Give the calling thread its own mask back (OnRunEnd).
-fn restore_caller() {
-    if let Some(mask) = SAVED_AFFINITY.with(|s| s.borrow_mut().take()) {
-        set_current_affinity(&mask);
+        self.shared.run_end(token);
     }
 }
 
