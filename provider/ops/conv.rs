@@ -137,6 +137,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
             return Err(node.unsupported(format!("bias has rank {}, expected 1", b.len())));
         }
     }
+    if attrs.auto_pad != AutoPad::NotSet && attrs.pads.is_some() {
+        // ORT fails such a session ("has both 'auto_pad' and 'pads' attributes"); leave it to the CPU EP.
+        return Err(node.unsupported("auto_pad together with pads is left to the CPU EP (which rejects it)"));
+    }
     if matches!(attrs.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
         // ORT rejects dilated SAME padding; leave it to the CPU EP so users see its behaviour.
         if attrs.dilations.as_ref().is_some_and(|d| d.iter().any(|&x| x != 1)) {
@@ -585,6 +589,11 @@ mod tests {
             &[1, 1, 1, 1],
         );
         assert!(check_support(&small_kernel_big_stride).is_err());
+        let pads_and_auto_pad = conv_node(
+            vec![("auto_pad", AttrValue::String("VALID".into())), ("pads", AttrValue::Ints(vec![0, 0, 0, 0]))],
+            &[1, 1, 3, 3],
+        );
+        assert!(check_support(&pads_and_auto_pad).is_err());
         let bad_pad = conv_node(vec![("auto_pad", AttrValue::String("FOO".into()))], &[1, 1, 1, 1]);
         assert!(check_support(&bad_pad).is_err());
         let wrong_len = conv_node(vec![("strides", AttrValue::Ints(vec![1, 1, 1]))], &[1, 1, 3, 3]);
