@@ -9,7 +9,7 @@ or not).
 Environment (for bug hunting; the defaults are what CI runs, ~10 s on 2 cores):
   ASYMO_FUZZ_ITERS=N   cases per kind (default 300)
   ASYMO_FUZZ_SEED=S    base seed (default 20261128)
-  ASYMO_FUZZ_KINDS=a,b only these kinds (matmul, gemm, conv, chain, odd)
+  ASYMO_FUZZ_KINDS=a,b only these kinds (matmul, gemm, conv, chain, odd, dynchain)
 A failing case is reproduced by its test id, e.g. ``-k "conv-17"`` with the same seed.
 """
 
@@ -31,7 +31,7 @@ import harness
 F = TensorProto.FLOAT
 ITERS = int(os.environ.get("ASYMO_FUZZ_ITERS", "300"))
 BASE_SEED = int(os.environ.get("ASYMO_FUZZ_SEED", "20261128"))
-KINDS = ("matmul", "gemm", "conv", "chain", "odd")
+KINDS = ("matmul", "gemm", "conv", "chain", "odd", "dynchain")
 SELECTED = tuple(k for k in os.environ.get("ASYMO_FUZZ_KINDS", ",".join(KINDS)).split(",") if k)
 
 # Sizes that hit micro-kernel edges (1, primes, around multiples of 4/8/16) more often than large ones.
@@ -164,6 +164,8 @@ def gen_matmul(g: Gen, zero: bool = False) -> str:
     b.opset = g.pick([7, 9, 13, 17, 21])
     ra, rb = g.pick([1, 2, 2, 2, 3, 3, 4]), g.pick([1, 2, 2, 2, 3, 4])
     m, k, n = g.dim(), g.dim(), g.dim()
+    if g.chance(0.05):
+        m, k = g.pick([1, 2, 3]), int(g.rng.integers(1000, 5000))   # GEMV with a K split
     nb = max(ra, rb, 2) - 2
     batch = [g.pick([1, 2, 3, 4]) for _ in range(nb)]
     if zero:
@@ -203,7 +205,10 @@ def gen_matmul(g: Gen, zero: bool = False) -> str:
         b.more_feeds.append(feeds)
     if 0 in a_shape or 0 in b_shape:
         arrays = {t.name: numpy_helper.to_array(t) for t in b.inits}
-        b.reference = lambda feeds: [np.matmul({**arrays, **feeds}[a], {**arrays, **feeds}[bb])]
+        def reference(feeds):
+            with np.errstate(all="ignore"):
+                return [np.matmul({**arrays, **feeds}[a], {**arrays, **feeds}[bb])]
+        b.reference = reference
     return y
 
 
@@ -212,6 +217,8 @@ def gen_gemm(g: Gen, zero: bool = False, head: bool = False) -> str:
     if not head:
         b.opset = g.pick([6, 7, 9, 11, 13, 17])
     m, k, n = g.dim(), g.dim(), g.dim()
+    if g.chance(0.05):
+        m, k = g.pick([1, 2, 3]), int(g.rng.integers(1000, 5000))   # GEMV with a K split
     if zero:
         which = g.pick(["m", "k", "n"])
         m, k, n = (0 if which == "m" else m), (0 if which == "k" else k), (0 if which == "n" else n)
@@ -553,6 +560,38 @@ def gen_odd(g: Gen) -> None:
     b.k = k
 
 
+def gen_dynchain(g: Gen) -> None:
+    """MatMul with a symbolic batch, then Relu / residual Add / Clip: the residual declared with the same symbol
+    (fusable) or another one (not provably the same shape: must not fuse); run again with another batch."""
+    b = g.b
+    b.opset = g.pick([13, 17])
+    m, k, n = g.dim(), g.dim(), g.dim()
+    batch = g.pick([1, 2, 3])
+    lead = [batch] if g.chance(0.7) else []
+    a = g.tensor("A", lead + [m, k], False, (["N"] if lead else []) + ["M" if not lead else m, k])
+    w = g.tensor("W", [k, n], True)
+    same_symbol = g.chance(0.7)
+    r_decl = (["N" if same_symbol else "Q"] if lead else []) + [("M" if same_symbol else "P") if not lead else m, n]
+    r = g.tensor("R", lead + [m, n], False, r_decl)
+    h, a1, y = b.name("H"), b.name("V"), b.name("Y")
+    nodes = [helper.make_node("MatMul", [a, w], [h], name="mm"),
+             helper.make_node("Relu", [h], [a1], name="relu"),
+             helper.make_node("Add", [a1, r] if g.chance(0.5) else [r, a1], [y], name="add")]
+    b.nodes += nodes
+    b.ours |= {"mm", "relu"}
+    if not same_symbol:
+        b.cpu.add("add")
+    b.outputs.append(helper.make_tensor_value_info(y, F, None))
+    b.k = k
+    b.desc.append(f"dynchain A{lead + [m, k]} R{r_decl} same_symbol={same_symbol}")
+    over: Dict[str, np.ndarray] = {}
+    resized(g, over, a, 0)
+    shape = list(b.feeds[r].shape)
+    shape[0] = over[a].shape[0]
+    over[r] = g.data(shape)
+    b.more_feeds.append(over)
+
+
 def build_case(kind: str, i: int, base_seed: int = BASE_SEED) -> Built:
     rng = np.random.default_rng([base_seed, KINDS.index(kind), i])
     b = Built()
@@ -561,6 +600,8 @@ def build_case(kind: str, i: int, base_seed: int = BASE_SEED) -> Built:
         gen_chain(g)
     elif kind == "odd":
         gen_odd(g)
+    elif kind == "dynchain":
+        gen_dynchain(g)
     else:
         y = {"matmul": gen_matmul, "gemm": gen_gemm, "conv": gen_conv}[kind](g)
         b.outputs.append(helper.make_tensor_value_info(y, F, None))
@@ -733,3 +774,24 @@ def test_conv_auto_pad_with_pads_is_cpu_ep_error(asymo, auto_pad):
         harness.run(harness.make_session(model, "cpu"), feeds)
     with pytest.raises(Exception, match="auto_pad"):
         harness.run(harness.make_session(model, "asymo"), feeds)
+
+
+def test_fused_sigmoid_of_very_negative_values_is_zero(asymo):
+    """Fused Sigmoid of y ≤ −18 (−inf included) is exactly 0 as on the CPU EP (it was ~6e-39, so a later `· inf`
+    gave ±inf where the CPU EP gives NaN)."""
+    vals = np.array([-np.inf, -1000, -100, -88, -50, -20, -18, -17, 0, 17, 18, 50, np.inf, np.nan], np.float32)
+    n = len(vals)
+    nodes = [helper.make_node("Gemm", ["a", "b", "c"], ["h"], name="g"),
+             helper.make_node("Sigmoid", ["h"], ["s"], name="e0"),
+             helper.make_node("Mul", ["s", "big"], ["y"], name="e1")]
+    graph = helper.make_graph(nodes, "sig", [helper.make_tensor_value_info("a", F, [3, 1]),
+                                             helper.make_tensor_value_info("c", F, [1, n]),
+                                             helper.make_tensor_value_info("big", F, [3, n])],
+                              [helper.make_tensor_value_info("y", F, None)],
+                              [numpy_helper.from_array(np.zeros((1, n), np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    feeds = {"a": np.zeros((3, 1), np.float32), "c": vals[None], "big": np.full((3, n), np.inf, np.float32)}
+    result = harness.compare(model, feeds)
+    if not harness.cpu_only():
+        assert "e0" in {nm for nm, _ in result.assignment.get(harness.EP_NAME, [])}, result.assignment
