@@ -675,6 +675,8 @@ CASE_PARAMS = [pytest.param(kind, i, id=f"{kind}-{i}") for kind in SELECTED for 
 @pytest.mark.parametrize("kind,i", CASE_PARAMS)
 def test_fuzz(asymo, kind, i):
     b = build_case(kind, i)
+    if harness.cpu_only() and (b.reference is not None or b.cpu_may_fail or b.baseline_opt is not None):
+        pytest.skip("the case works around a CPU EP quirk, which the CPU-only stand-in shares")
     try:
         check_built(b)
     except AssertionError as e:
