@@ -389,3 +389,30 @@ def groups() -> Dict[str, int]:
     for c in CASES:
         out[c.group] = out.get(c.group, 0) + 1
     return out
+
+# ============================================================================================ fuzzer regressions
+# (python-tests/test_fuzz.py found these; each failed before its fix)
+
+# MatMul with a constant A (and a dynamic B): A was dropped at Compile and the run failed with "input A is missing".
+add("regression", "matmul_constA", "MatMul", [In((2, 3, 5), const=True), In((5, 4))])
+add("regression", "matmul_constA_1d", "MatMul", [In((5,), const=True), In((3, 5, 4))])
+# Zero-sized Gemm outputs with a C that broadcasts to them: were rejected ("C [1, 0] does not broadcast").
+add("regression", "gemm_N0_C1x0", "Gemm", [In((3, 4)), In((4, 0), const=True), In((1, 0))])
+add("regression", "gemm_M0_CMxN", "Gemm", [In((0, 4)), In((4, 5), const=True), In((0, 5))], {"beta": 0.5})
+add("regression", "gemm_N0_C0", "Gemm", [In((3, 4)), In((0, 4)), In((0,), const=True)], {"transB": 1})
+# Gemm with K = 0: ORT's CPU EP returns C as given (neither alpha nor beta applied) when C is present and
+# beta ≠ 0, else zeros; we applied beta.
+add("regression", "gemm_K0_C_beta", "Gemm", [In((3, 0)), In((0, 4), const=True), In((3, 4))],
+    {"alpha": -2.0, "beta": -1.0})
+add("regression", "gemm_K0_Cn_beta", "Gemm", [In((0, 3)), In((0, 4)), In((4,), const=True)],
+    {"transA": 1, "beta": 0.25})
+add("regression", "gemm_K0_C_beta0", "Gemm", [In((3, 0)), In((0, 4), const=True), In((3, 4))], {"beta": 0.0})
+add("regression", "gemm_K0_noC", "Gemm", [In((3, 0)), In((0, 4))], opset=13)
+# ±inf/NaN depthwise weights whose windows reach the padding: ORT's Conv multiplies the zero padding by the
+# weight (0·inf = NaN); the depthwise kernel's general path (rank ≥ 3) skipped those taps.
+add("regression", "conv3d_depthwise_inf_w_padded", "Conv",
+    [In((3, 4, 1, 2, 1)), In((4, 1, 2, 3, 1), const=True, special=True), In((4,), const=True)],
+    {"kernel_shape": [2, 3, 1], "strides": [1, 2, 1], "pads": [0, 3, 1, 2, 2, 1], "group": 4}, opset=22)
+add("regression", "conv3d_depthwise_inf_w_padded_dynW", "Conv",
+    [In((2, 3, 4, 3, 3)), In((6, 1, 3, 3, 1), special=True)],
+    {"pads": [1, 1, 0, 1, 1, 0], "group": 3})

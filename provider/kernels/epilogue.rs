@@ -15,7 +15,7 @@ pub fn apply_epilogue(mut y: f32, i: usize, j: usize, ops: &[FusedOp<'_>]) -> f3
             FusedOp::Relu => relu(y),
             FusedOp::Clip { lo, hi } => clip(y, lo, hi),
             FusedOp::LeakyRelu(a) => leaky(y, a),
-            FusedOp::Sigmoid => 1.0 / (1.0 + (-y).exp()),
+            FusedOp::Sigmoid => sigmoid_tail(y, 1.0 / (1.0 + (-y).exp())),
             FusedOp::HardSigmoid { alpha, beta } => clip(alpha * y + beta, 0.0, 1.0),
             FusedOp::HardSwish => y * clip(y / 6.0 + 0.5, 0.0, 1.0),
             FusedOp::Add(src) => y + src.at(i, j),
@@ -43,6 +43,20 @@ fn clip(y: f32, lo: f32, hi: f32) -> f32 {
         hi
     } else {
         y
+    }
+}
+
+/// Below this, ONNX Runtime's CPU EP (MLAS logistic, which clamps its input to ±18) returns exactly 0.
+const SIGMOID_ZERO_BELOW: f32 = -18.0;
+
+/// `s` = sigmoid(y), except exactly 0 for y ≤ −18 as in the CPU EP (and so for −inf, where `exp_approx`'s clamp
+/// would give ~6e-39, turning a later `· inf` into ±inf instead of NaN). NaN stays NaN.
+#[inline(always)]
+fn sigmoid_tail(y: f32, s: f32) -> f32 {
+    if y <= SIGMOID_ZERO_BELOW {
+        0.0
+    } else {
+        s
     }
 }
 
@@ -120,7 +134,7 @@ pub(crate) fn row_body(y: &mut [f32], i: usize, j0: usize, ops: &[FusedOp<'_>]) 
             FusedOp::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
             FusedOp::Clip { lo, hi } => y.iter_mut().for_each(|v| *v = clip(*v, lo, hi)),
             FusedOp::LeakyRelu(a) => y.iter_mut().for_each(|v| *v = if *v < 0.0 { a * *v } else { *v }),
-            FusedOp::Sigmoid => y.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp_approx(-*v))),
+            FusedOp::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid_tail(*v, 1.0 / (1.0 + exp_approx(-*v)))),
             FusedOp::HardSigmoid { alpha, beta } => y.iter_mut().for_each(|v| *v = clip(alpha * *v + beta, 0.0, 1.0)),
             FusedOp::HardSwish => y.iter_mut().for_each(|v| *v *= clip(*v / 6.0 + 0.5, 0.0, 1.0)),
         }
@@ -180,6 +194,14 @@ mod tests {
         }
         assert!(worst < 1e-6, "worst relative error {worst}");
         assert_eq!(exp_approx(-1000.0), exp_approx(-87.0));
+        let ops = [FusedOp::Sigmoid];
+        for x in [f32::NEG_INFINITY, -1000.0, -18.0] {
+            assert_eq!(apply_epilogue(x, 0, 0, &ops), 0.0);
+            let mut row = [x; 9];
+            row_body(&mut row, 0, 0, &ops);
+            assert!(row.iter().all(|&v| v == 0.0), "{row:?}");
+        }
+        assert!(apply_epilogue(f32::NAN, 0, 0, &ops).is_nan());
         assert!(exp_approx(1000.0).is_finite());
     }
 }

@@ -137,6 +137,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
             return Err(node.unsupported(format!("bias has rank {}, expected 1", b.len())));
         }
     }
+    if attrs.auto_pad != AutoPad::NotSet && attrs.pads.is_some() {
+        // ORT fails such a session ("has both 'auto_pad' and 'pads' attributes"); leave it to the CPU EP.
+        return Err(node.unsupported("auto_pad together with pads is left to the CPU EP (which rejects it)"));
+    }
     if matches!(attrs.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
         // ORT rejects dilated SAME padding; leave it to the CPU EP so users see its behaviour.
         if attrs.dilations.as_ref().is_some_and(|d| d.iter().any(|&x| x != 1)) {
@@ -173,6 +177,8 @@ pub(super) struct Conv {
 struct ConstW {
     shape: Vec<usize>,
     prepared: Prepared,
+    /// Some weight is ±inf or NaN.
+    nonfinite: bool,
 }
 
 #[derive(Debug)]
@@ -225,7 +231,8 @@ impl Conv {
                             .collect(),
                     )
                 };
-                Some(ConstW { shape: w.shape.clone(), prepared })
+                let nonfinite = w.data.iter().any(|v| !v.is_finite());
+                Some(ConstW { shape: w.shape.clone(), prepared, nonfinite })
             }
             None => None,
         };
@@ -351,7 +358,15 @@ impl Conv {
         let (mg, kg, p) = (s.out_channels / group, g.k(), g.n());
         let in_image = s.in_channels * g.in_spatial.iter().product::<usize>();
         let in_group = g.in_size();
-        if is_depthwise(w_shape, group) {
+        // The depthwise kernel's general path skips taps that fall in the padding, while ORT's Conv (and our GEMM
+        // lowering) multiplies the zero padding by the weight: they differ only for ±inf/NaN weights (0·inf = NaN),
+        // which then take the GEMM lowering.
+        let nonfinite_w = match (&self.const_w, &w_dyn) {
+            (Some(w), _) => w.nonfinite,
+            (None, Some(w)) => w.data.iter().any(|v| !v.is_finite()),
+            _ => false,
+        };
+        if is_depthwise(w_shape, group) && !(nonfinite_w && reaches_padding(g)) {
             let weights: &[f32] = match (&self.const_w, &w_dyn) {
                 (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => &w.data,
                 (None, Some(w)) => w.data,
@@ -384,6 +399,9 @@ impl Conv {
                 let x_grp = &x.data[n * in_image + gi * in_group..n * in_image + (gi + 1) * in_group];
                 let a = match (&self.const_w, &w_dyn) {
                     (Some(ConstW { prepared: Prepared::PerGroup(packed), .. }), _) => AOperand::Packed(&packed[gi]),
+                    (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => {
+                        AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
+                    }
                     (None, Some(w)) => {
                         AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
                     }
@@ -404,6 +422,14 @@ impl Conv {
         }
         exec.run(&jobs)
     }
+}
+
+/// Whether some window of the convolution covers a padded position (leading or trailing).
+fn reaches_padding(g: &ConvGeometry) -> bool {
+    (0..g.kernel.len()).any(|d| {
+        let span = (g.out_spatial[d].max(1) - 1) * g.strides[d] + (g.kernel[d] - 1) * g.dilations[d] + 1;
+        g.pads_begin[d] > 0 || span > g.pads_begin[d] + g.in_spatial[d]
+    })
 }
 
 #[cfg(test)]
@@ -563,6 +589,11 @@ mod tests {
             &[1, 1, 1, 1],
         );
         assert!(check_support(&small_kernel_big_stride).is_err());
+        let pads_and_auto_pad = conv_node(
+            vec![("auto_pad", AttrValue::String("VALID".into())), ("pads", AttrValue::Ints(vec![0, 0, 0, 0]))],
+            &[1, 1, 3, 3],
+        );
+        assert!(check_support(&pads_and_auto_pad).is_err());
         let bad_pad = conv_node(vec![("auto_pad", AttrValue::String("FOO".into()))], &[1, 1, 1, 1]);
         assert!(check_support(&bad_pad).is_err());
         let wrong_len = conv_node(vec![("strides", AttrValue::Ints(vec![1, 1, 1]))], &[1, 1, 3, 3]);

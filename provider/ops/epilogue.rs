@@ -222,11 +222,15 @@ fn clip_bounds(node: &NodeDesc) -> Result<Step> {
             },
         }
     };
+    // An absent bound is the type's lowest / max finite value in every Clip version, as in ORT's CPU EP (so ±inf
+    // is clipped to ±f32::MAX even with only the other bound given).
     let (lo, hi) = if node.since_version < 11 {
         (node.attr_float("min", f32::MIN)?, node.attr_float("max", f32::MAX)?)
     } else {
-        (scalar(1, f32::NEG_INFINITY)?, scalar(2, f32::INFINITY)?)
+        (scalar(1, f32::MIN)?, scalar(2, f32::MAX)?)
     };
+    // ORT computes min(max(x, lo), hi): with lo > hi every non-NaN value becomes hi.
+    let lo = if lo > hi { hi } else { lo };
     Ok(Step::Clip { lo, hi })
 }
 

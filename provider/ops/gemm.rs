@@ -72,7 +72,7 @@ fn c_view<'a>(c: TensorView<'a>, m: usize, n: usize) -> Result<MatRef<'a>> {
         [r, x] => (r, x),
         _ => return Err(Error::invalid_argument(format!("Gemm C has rank {}, at most 2 allowed", c.shape.len()))),
     };
-    if !(cr == m || cr == 1) || !(cc == n || cc == 1) || c.data.is_empty() {
+    if !(cr == m || cr == 1) || !(cc == n || cc == 1) || (c.data.is_empty() && m * n != 0) {
         return Err(Error::invalid_argument(format!(
             "Gemm C {} does not broadcast to the output [{m}, {n}]",
             fmt_shape(c.shape)
@@ -170,21 +170,30 @@ impl Gemm {
             )));
         }
         let c = inputs.get(2).copied().flatten().or(self.const_c.as_ref().map(|t| t.view()));
-        let mut epilogue = Vec::new();
-        if self.alpha != 1.0 {
-            epilogue.push(FusedOp::Scale(self.alpha));
-        }
         if let Some(c) = c {
-            let src = c_view(c, m, n)?;
-            if self.beta != 0.0 {
-                epilogue.push(FusedOp::AddScaled { src, beta: self.beta });
-            }
+            c_view(c, m, n)?;
         }
-        epilogue.extend(post.bind(inputs, &[m, n])?.ops(0, m, n));
+        let post = post.bind(inputs, &[m, n])?;
         let y = out.output(0, &[m, n])?;
         if y.is_empty() {
             return Ok(());
         }
+        let mut epilogue = Vec::new();
+        if k == 0 {
+            // As ORT's CPU EP (gemm.cc): with K = 0 the output is C broadcast as given — neither alpha nor beta
+            // applied — when C is present and beta ≠ 0, else zeros.
+            if let Some(c) = c.filter(|_| self.beta != 0.0) {
+                epilogue.push(FusedOp::AddScaled { src: c_view(c, m, n)?, beta: 1.0 });
+            }
+        } else {
+            if self.alpha != 1.0 {
+                epilogue.push(FusedOp::Scale(self.alpha));
+            }
+            if let Some(c) = c.filter(|_| self.beta != 0.0) {
+                epilogue.push(FusedOp::AddScaled { src: c_view(c, m, n)?, beta: self.beta });
+            }
+        }
+        epilogue.extend(post.ops(0, m, n));
         let a_op = match (&self.const_a, &a) {
             (Some((_, p)), _) => AOperand::Packed(p),
             (None, Some(a)) => AOperand::View(op_view(a.data, a.shape, self.trans_a)),

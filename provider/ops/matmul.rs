@@ -21,6 +21,8 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
 
 #[derive(Debug)]
 pub(super) struct MatMul {
+    /// A when it is a constant (ORT drops its copy at Compile).
+    const_a: Option<std::sync::Arc<super::Tensor>>,
     /// B when it is a constant: its shape and each of its matrices packed once.
     const_b: Option<ConstB>,
 }
@@ -135,7 +137,7 @@ impl MatMul {
                 .collect();
             ConstB { shape: t.shape.clone(), packed }
         });
-        Ok(MatMul { const_b })
+        Ok(MatMul { const_a: node.constant(0), const_b })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -152,8 +154,12 @@ impl MatMul {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let a =
-            inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("MatMul input A is missing"))?;
+        let a = inputs
+            .first()
+            .copied()
+            .flatten()
+            .or(self.const_a.as_ref().map(|t| t.view()))
+            .ok_or_else(|| Error::invalid_argument("MatMul input A is missing"))?;
         let b = inputs.get(1).copied().flatten();
         let b_shape: &[usize] = match (&self.const_b, &b) {
             (Some(c), _) => &c.shape,

@@ -200,7 +200,14 @@ impl OpPlan {
             "Conv" => Op::Conv(conv::Conv::build(node)?),
             _ => unreachable!("check_support accepted only claimed ops"),
         };
+        // Residual inputs of the epilogue are appended after the op's full input list, so an omitted trailing
+        // optional input (Gemm's C, Conv's bias) is never confused with a residual.
+        let arity = match &op {
+            Op::MatMul(_) => 2,
+            Op::Gemm(_) | Op::Conv(_) => 3,
+        };
         let mut slots = node.inputs.clone();
+        slots.resize(arity.max(slots.len()), None);
         let main_out = node
             .outputs
             .first()
