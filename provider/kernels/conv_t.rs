@@ -19,7 +19,8 @@
 
 use std::ops::Range;
 
-use super::arch::Seg;
+use super::arch::{Seg, TileEpi};
+use super::gemm::FusedPrefix;
 use super::isa::{selected_isa, tile_info_for};
 use super::window;
 use super::{FusedOp, Im2col, MatMut, PackedB, Scratch};
@@ -82,6 +83,11 @@ pub(crate) fn conv_t_block(
     let tile = tile.get(mr * nr).as_mut_ptr();
     let data = w.data;
     let np = tpanels.len();
+    // With A read in place (every tile through the masked-store kernel), the epilogue's simple prefix (biases,
+    // then one Relu / Clip) runs in registers on the last pass, C's rows (channels) being the tile's lanes and its
+    // columns (pixels) the tile's rows; the rest runs on C after the transpose.
+    let fused = ks.gemm_seg_arows.and(FusedPrefix::of(ops));
+    let rest = &ops[fused.map_or(0, |f| f.len)..];
     let mut pc = 0;
     while pc < k {
         let kb = kc.min(k - pc);
@@ -139,7 +145,16 @@ pub(crate) fn conv_t_block(
                             (crow, Seg { delta: tj as isize - r0 as isize, mask: lane_mask(l0 - tj, l1 - tj) })
                         };
                         let a = data.as_ptr().add(pan.v);
-                        arows(kb, pan.m, a, offs.as_ptr(), bptr, cp, ldt as isize, &[sg], !first, std::ptr::null());
+                        let epi = fused.filter(|_| pc + kb == k).map(|f| TileEpi {
+                            // Tile lane t of segment sg reads col_bias + sg.delta + t = channel tj + t.
+                            col_bias: f
+                                .row_bias
+                                .map_or(std::ptr::null(), |b| b.as_ptr().wrapping_add(if full { tj } else { r0 })),
+                            row_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(cols.start + pan.pix)),
+                            ..f.tile
+                        });
+                        let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
+                        arows(kb, pan.m, a, offs.as_ptr(), bptr, cp, ldt as isize, &[sg], !first, ep);
                     } else if full && pan.m == mr {
                         (ks.gemm)(kb, aptr, bptr, crow.add(tj - r0), ldt as isize, !first, std::ptr::null());
                     } else if let Some(seg) = ks.gemm_seg {
@@ -185,16 +200,16 @@ pub(crate) fn conv_t_block(
             // is in the caller's block.
             unsafe { *c.ptr_at(r0 + ch, cols.start + p) = *ct.add(p * ldt + ch) };
         }
-        if !ops.is_empty() {
+        if !rest.is_empty() {
             if c.cs == 1 {
                 // SAFETY: the row run is npix contiguous floats of the caller's block.
-                unsafe { (ks.epilogue)(c.ptr_at(r0 + ch, cols.start), c.rs, 1, npix, r0 + ch, cols.start, ops) };
+                unsafe { (ks.epilogue)(c.ptr_at(r0 + ch, cols.start), c.rs, 1, npix, r0 + ch, cols.start, rest) };
             } else {
                 for p in cols.clone() {
                     // SAFETY: as above.
                     unsafe {
                         let q = c.ptr_at(r0 + ch, p);
-                        *q = super::apply_epilogue(*q, r0 + ch, p, ops);
+                        *q = super::apply_epilogue(*q, r0 + ch, p, rest);
                     }
                 }
             }

@@ -324,17 +324,17 @@ struct Pass<'a, 'c> {
 /// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute) then at most
 /// one Relu / Clip.
 #[derive(Clone, Copy)]
-struct FusedPrefix<'a> {
+pub(crate) struct FusedPrefix<'a> {
     /// Number of ops covered.
-    len: usize,
-    row_bias: Option<&'a [f32]>,
-    col_bias: Option<&'a [f32]>,
+    pub(crate) len: usize,
+    pub(crate) row_bias: Option<&'a [f32]>,
+    pub(crate) col_bias: Option<&'a [f32]>,
     /// Clamp settings (bias pointers are set per tile).
-    tile: TileEpi,
+    pub(crate) tile: TileEpi,
 }
 
 impl<'a> FusedPrefix<'a> {
-    fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
+    pub(crate) fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
         let mut f = FusedPrefix {
             len: 0,
             row_bias: None,
