@@ -17,7 +17,7 @@ use super::buf::AlignedBuf;
 use super::isa::{selected_isa, tile_info_for, Isa};
 use super::pack::{pack_a, pack_a_from, pack_b, pack_b_from, pack_b_im2col, Im2colWork};
 use super::window::{self, pack_b_shifted, ColMap};
-use super::{gemv, AOperand, BOperand, FusedOp, MatMut, PackedA, PackedB, Scratch};
+use super::{conv_t, gemv, AOperand, BOperand, FusedOp, MatMut, PackedA, PackedB, Scratch};
 use std::ops::Range;
 
 /// Compute `C[rows, cols] = epilogue(A[rows, :] · B[:, cols])` over the full `k`.
@@ -90,6 +90,20 @@ pub(crate) fn gemm_block_cfg(
         }
         return;
     }
+    if let AOperand::PackedT(wt) = a {
+        match b {
+            BOperand::Im2col(im) if window::supports(im.geometry) => {
+                conv_t::conv_t_block(wt, im, c, k, rows, cols, epilogue, scratch)
+            }
+            // Not produced by the ops (only 1-D / 2-D convolutions get transposed weights): one GEMV per column.
+            _ => {
+                for j in cols {
+                    gemv::gemv_block(isa.kernels(), a, b, c, k, rows.clone(), j..j + 1, epilogue, scratch);
+                }
+            }
+        }
+        return;
+    }
     if rows.len() == 1 || cols.len() == 1 {
         gemv::gemv_block(isa.kernels(), a, b, c, k, rows, cols, epilogue, scratch);
         return;
@@ -114,6 +128,7 @@ pub(crate) fn check_operands(a: &AOperand<'_>, b: &BOperand<'_>, m: usize, n: us
     match a {
         AOperand::View(v) => assert!(v.rows == m && v.cols == k, "A shape"),
         AOperand::Packed(p) => assert!(p.rows() == m && p.k() == k, "packed A shape"),
+        AOperand::PackedT(p) => assert!(p.cols() == m && p.k() == k, "packed Aᵀ shape"),
     }
     match b {
         BOperand::View(v) => assert!(v.rows == k && v.cols == n, "B shape"),
@@ -253,6 +268,7 @@ fn driver(
                         match a {
                             AOperand::View(v) => pack_a(v, ic, im, pc, kb, mr, dst),
                             AOperand::Packed(pa) => pack_a_from(pa, ic, im, pc, kb, mr, dst),
+                            AOperand::PackedT(_) => unreachable!("transposed A runs in conv_t"),
                         }
                         Panels { base: dst.as_ptr(), origin: ic, stride: kb * mr, k_off: 0 }
                     }
@@ -308,17 +324,17 @@ struct Pass<'a, 'c> {
 /// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute) then at most
 /// one Relu / Clip.
 #[derive(Clone, Copy)]
-struct FusedPrefix<'a> {
+pub(crate) struct FusedPrefix<'a> {
     /// Number of ops covered.
-    len: usize,
-    row_bias: Option<&'a [f32]>,
-    col_bias: Option<&'a [f32]>,
+    pub(crate) len: usize,
+    pub(crate) row_bias: Option<&'a [f32]>,
+    pub(crate) col_bias: Option<&'a [f32]>,
     /// Clamp settings (bias pointers are set per tile).
-    tile: TileEpi,
+    pub(crate) tile: TileEpi,
 }
 
 impl<'a> FusedPrefix<'a> {
-    fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
+    pub(crate) fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
         let mut f = FusedPrefix {
             len: 0,
             row_bias: None,
@@ -507,6 +523,36 @@ pub fn microkernel_probe(isa: Isa, k: usize, reps: usize) -> f64 {
     }
     std::hint::black_box(&c);
     2.0 * (ks.mr * ks.nr * k * reps) as f64
+}
+
+/// [`microkernel_probe`] for the masked-store kernel on `m` rows (`None` if the tier has none).
+#[doc(hidden)]
+pub fn microkernel_seg_probe(isa: Isa, k: usize, m: usize, reps: usize) -> Option<f64> {
+    let ks = isa.kernels();
+    let seg = ks.gemm_seg?;
+    let a = vec![1.0f32; ks.mr * k];
+    let b = vec![1e-3f32; ks.nr * k];
+    let mut c = vec![0.0f32; ks.mr * ks.nr];
+    let segs = [Seg { delta: 0, mask: u32::MAX }];
+    for r in 0..reps {
+        // SAFETY: as in microkernel_probe; m ≤ MR rows of the tile.
+        unsafe {
+            seg(
+                k,
+                m,
+                a.as_ptr(),
+                b.as_ptr(),
+                std::ptr::null(),
+                c.as_mut_ptr(),
+                ks.nr as isize,
+                &segs,
+                r > 0,
+                std::ptr::null(),
+            )
+        };
+    }
+    std::hint::black_box(&c);
+    Some(2.0 * (m * ks.nr * k * reps) as f64)
 }
 
 /// Whether shifted B operands are read in place (`ASYMO_CONV_INPLACE=0` packs them instead; read once).

@@ -131,6 +131,7 @@ fn a_rows(a: &AOperand<'_>) -> usize {
     match a {
         AOperand::View(v) => v.rows,
         AOperand::Packed(p) => p.rows(),
+        AOperand::PackedT(p) => p.cols(),
     }
 }
 
@@ -164,6 +165,7 @@ pub(crate) fn row_partial(
     match a {
         AOperand::View(v) => x.iter_mut().enumerate().for_each(|(t, x)| *x = v.at(i, kr.start + t)),
         AOperand::Packed(pa) => x.iter_mut().enumerate().for_each(|(t, x)| *x = pa.at(i, kr.start + t)),
+        AOperand::PackedT(pt) => x.iter_mut().enumerate().for_each(|(t, x)| *x = pt.at(kr.start + t, i)),
     }
     let x = x.as_ptr();
     match b {
@@ -273,6 +275,11 @@ pub(crate) fn col_partial(
             }
         }
         AOperand::View(v) => strided_col(v, rows, kr, x, out),
+        AOperand::PackedT(pt) => {
+            for i in rows.clone() {
+                out[i - rows.start] = x.iter().enumerate().map(|(t, &xv)| pt.at(kr.start + t, i) * xv).sum();
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::marker::PhantomData;
 mod arch;
 mod buf;
 mod cache;
+mod conv_t;
 mod depthwise;
 mod epilogue;
 mod gemm;
@@ -30,9 +31,10 @@ mod tests;
 mod window;
 
 pub use cache::CacheSizes;
+pub use conv_t::prefer_conv_t;
 pub use depthwise::depthwise_conv;
 pub use epilogue::apply_epilogue;
-pub use gemm::{gemm_block, microkernel_probe};
+pub use gemm::{gemm_block, microkernel_probe, microkernel_seg_probe};
 pub use gemv::{gemv_partial, gemv_reduce, gemv_shape, GemvShape};
 pub use isa::{best_isa, force_isa, selected_isa, tile_info, tile_info_for, Isa, TileInfo};
 pub use pack::{PackedA, PackedB, Scratch};
@@ -193,6 +195,9 @@ pub struct Im2col<'a> {
 pub enum AOperand<'a> {
     View(MatRef<'a>),
     Packed(&'a PackedA),
+    /// `A` given by its transpose (`K × M`) packed as B panels: constant convolution weights for the
+    /// channel-vectorized lowering (`B` must then be a 1-D / 2-D `BOperand::Im2col`).
+    PackedT(&'a PackedB),
 }
 
 /// Right operand (`K × N`).

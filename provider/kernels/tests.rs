@@ -546,6 +546,121 @@ fn window_conv_matches_direct_conv() {
     }
 }
 
+/// The channel-vectorized lowering (`AOperand::PackedT`, `conv_t.rs`): small maps (rows of 1 … 30 pixels, so
+/// panels of every row count), C_out on and off the lane grid, strides, dilations, pads, pointwise inputs read
+/// directly, K across kc passes, random row (channel) and column (pixel) splits, random epilogues, C with padded rows
+/// inside a NaN buffer; every tier (those without a masked-store kernel take the temp-tile path).
+#[test]
+fn conv_t_matches_direct_conv() {
+    let mut scratch = Scratch::new();
+    for isa in tiers() {
+        let ti = tile_info_for(isa);
+        let mut rng = Rng::new(0xC07 + isa as u64);
+        for case in 0..40 {
+            let nd = if case % 7 == 3 { 1 } else { 2 };
+            let mut g = random_geometry(&mut rng, nd, 1);
+            for d in 0..nd {
+                let (i, k) = (rng.range(1, if nd == 1 { 60 } else { 30 }), rng.pick(&[1, 1, 2, 3, 3, 5]));
+                let (s, dl, pb, pe) = (rng.range(1, 3), rng.range(1, 2), rng.range(0, 2), rng.range(0, 2));
+                let (k, s, pb, pe) = if case % 5 == 1 { (1, 1, 0, 0) } else { (k, s, pb, pe) };
+                g.in_spatial[d] = i;
+                g.kernel[d] = k;
+                g.strides[d] = s;
+                g.dilations[d] = dl;
+                g.pads_begin[d] = pb;
+                g.out_spatial[d] = conv_out(i, k, s, dl, pb, pe);
+            }
+            // The ResNet shapes: 3×3 pad 1 at 7×7 and 14×14, stride 2 into them.
+            if case % 8 == 0 {
+                let (i, s) = rng.pick(&[(7, 1), (14, 1), (14, 2), (28, 2)]);
+                g = ConvGeometry {
+                    channels: 1,
+                    in_spatial: vec![i, i],
+                    kernel: vec![3, 3],
+                    out_spatial: vec![i / s, i / s],
+                    strides: vec![s, s],
+                    dilations: vec![1, 1],
+                    pads_begin: vec![1, 1],
+                };
+            }
+            if g.n() == 0 {
+                continue;
+            }
+            g.channels = if case % 4 == 0 {
+                ti.kc / g.kernel.iter().product::<usize>() + rng.range(1, 9)
+            } else {
+                rng.range(1, 12)
+            };
+            let c_out = if case % 3 == 0 { ti.nr * rng.range(1, 3) } else { rng.range(1, 2 * ti.nr + 5) };
+            let (x, w) = (rng.vec(g.in_size()), rng.vec(c_out * g.k()));
+            let n = g.n();
+            let d = epi_data(&mut rng, c_out, n);
+            let ops = random_ops(&mut rng, &d, c_out, n);
+            let want: Vec<f64> = {
+                let raw = naive_conv(&x, &w, &g, c_out, None);
+                (0..c_out * n).map(|t| apply_epilogue(raw[t] as f32, t / n, t % n, &ops) as f64).collect()
+            };
+            let pt = PackedB::pack_for(isa, MatRef::row_major(&w, c_out, g.k()).t());
+            let rs = n + rng.range(0, 5);
+            let mut buf = vec![f32::NAN; (c_out - 1) * rs + n + 7];
+            {
+                let cm = MatMut::new(&mut buf, c_out, n, rs as isize, 1);
+                let b = BOperand::Im2col(Im2col { input: &x, geometry: &g });
+                let whole = case % 2 == 0;
+                let rsplit: Vec<Range<usize>> =
+                    if whole { std::iter::once(0..c_out).collect() } else { random_split(&mut rng, c_out, ti.nr) };
+                for r in rsplit {
+                    let csplit: Vec<Range<usize>> =
+                        if whole { std::iter::once(0..n).collect() } else { random_split(&mut rng, n, 7) };
+                    for cols in csplit {
+                        gemm_block_on(
+                            Some(isa),
+                            AOperand::PackedT(&pt),
+                            b,
+                            cm,
+                            g.k(),
+                            r.clone(),
+                            cols,
+                            &ops,
+                            &mut scratch,
+                        );
+                    }
+                }
+            }
+            let mut got = vec![0.0; c_out * n];
+            for i in 0..c_out {
+                for j in 0..n {
+                    got[i * n + j] = buf[i * rs + j];
+                    buf[i * rs + j] = f32::NAN;
+                }
+            }
+            let what = format!("{} conv_t {g:?} c_out {c_out} ops {ops:?}", isa.name());
+            assert!(buf.iter().all(|v| v.is_nan()), "{what}: wrote outside C");
+            assert_close(&got, &want, &what);
+        }
+    }
+    // Rank 3 (no window): the fallback, one GEMV per column.
+    let mut rng = Rng::new(0xC08);
+    let g = random_geometry(&mut rng, 3, 3);
+    let c_out = 37;
+    let (x, w) = (rng.vec(g.in_size()), rng.vec(c_out * g.k()));
+    let want = naive_conv(&x, &w, &g, c_out, None);
+    let pt = PackedB::pack(MatRef::row_major(&w, c_out, g.k()).t());
+    let mut c = vec![f32::NAN; c_out * g.n()];
+    let b = BOperand::Im2col(Im2col { input: &x, geometry: &g });
+    gemm_block(
+        AOperand::PackedT(&pt),
+        b,
+        MatMut::row_major(&mut c, c_out, g.n()),
+        g.k(),
+        0..c_out,
+        0..g.n(),
+        &[],
+        &mut scratch,
+    );
+    assert_close(&c, &want, "conv_t rank-3 fallback");
+}
+
 // ---- GEMV ----
 
 #[test]

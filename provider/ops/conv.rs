@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::kernels::{AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA};
+use crate::kernels::{
+    prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA, PackedB,
+};
 
 use super::exec::{DepthwiseJob, Executor, GemmJob};
 use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
@@ -185,6 +187,8 @@ struct ConstW {
 enum Prepared {
     /// One packed A operand per group (GEMM lowering).
     PerGroup(Vec<PackedA>),
+    /// One packed `Wᵀ` per group (channel-vectorized lowering, chosen at Compile for small output maps).
+    Transposed(Vec<PackedB>),
     /// Depthwise (one input channel per group): the direct kernel reads the weights as they are.
     Depthwise(Arc<Tensor>),
 }
@@ -192,6 +196,28 @@ enum Prepared {
 /// Whether a convolution with weights `w` (`[M, C/g, k…]`) and `group` runs on the depthwise kernel.
 fn is_depthwise(w: &[usize], group: usize) -> bool {
     group > 1 && w.get(1) == Some(&1)
+}
+
+/// Whether constant weights `w` of a (non-depthwise) convolution should be packed for the channel-vectorized
+/// lowering: spatial rank 1–2 and an output map known at Compile (from X's declared shape) that is small enough for
+/// pixel-vectorized tiles to waste lanes. Either lowering computes any shape; this only picks the faster one.
+/// `ASYMO_CONV_T=0` (read at each Compile, so A/B sessions can share a process) keeps the pixel-vectorized lowering.
+fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
+    if !(3..=4).contains(&w.len()) || std::env::var("ASYMO_CONV_T").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    let Some(xs) = node.input(0).and_then(|v| v.shape.as_ref()) else { return false };
+    if xs.len() != w.len() || xs[2..].iter().any(|&d| d <= 0) {
+        return false;
+    }
+    let mut x: Vec<usize> = xs.iter().map(|&d| d.max(1) as usize).collect();
+    x[0] = 1;
+    x[1] = w[1] * attrs.group;
+    let probe = Conv { attrs: attrs.clone(), const_w: None, const_b: None };
+    match probe.shape(&x, w) {
+        Ok(s) => prefer_conv_t(s.geometry.n(), w[0] / attrs.group, s.geometry.k()),
+        Err(_) => false,
+    }
 }
 
 /// Shapes of one Conv run.
@@ -222,6 +248,17 @@ impl Conv {
                 }
                 let prepared = if is_depthwise(&w.shape, attrs.group) {
                     Prepared::Depthwise(w.clone())
+                } else if channel_vectorized(&attrs, node, &w.shape) {
+                    let mg = m / attrs.group;
+                    let kg = numel(&w.shape[1..]);
+                    Prepared::Transposed(
+                        (0..attrs.group)
+                            .map(|g| {
+                                let wg = MatRef::row_major(&w.data[g * mg * kg..(g + 1) * mg * kg], mg, kg);
+                                PackedB::pack(wg.t())
+                            })
+                            .collect(),
+                    )
                 } else {
                     let mg = m / attrs.group;
                     let kg = numel(&w.shape[1..]);
@@ -250,6 +287,8 @@ impl Conv {
             a.pads,
             self.const_w.as_ref().map_or("dynamic".to_string(), |w| match w.prepared {
                 Prepared::PerGroup(_) => format!("constant {:?} packed per group", w.shape),
+                Prepared::Transposed(_) =>
+                    format!("constant {:?} packed transposed per group (channel-vectorized)", w.shape),
                 Prepared::Depthwise(_) => format!("constant {:?}, depthwise kernel", w.shape),
             }),
             self.const_b.as_ref().map_or("dynamic or absent".to_string(), |_| "constant".to_string())
@@ -402,12 +441,13 @@ impl Conv {
                     (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => {
                         AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
                     }
+                    (Some(ConstW { prepared: Prepared::Transposed(packed), .. }), _) => AOperand::PackedT(&packed[gi]),
                     (None, Some(w)) => {
                         AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
                     }
                     _ => unreachable!("W presence checked above"),
                 };
-                let b = if pointwise {
+                let b = if pointwise && !matches!(a, AOperand::PackedT(_)) {
                     BOperand::View(MatRef::row_major(x_grp, kg, p))
                 } else {
                     BOperand::Im2col(Im2col { input: x_grp, geometry: g })
@@ -495,6 +535,12 @@ mod tests {
             ([1, 6, 5, 5], [12, 1, 3, 3], 6, [2, 2], [1, 1], [1, 1, 1, 1]),
             ([1, 5, 4, 6], [7, 5, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
             ([3, 2, 6, 6], [2, 2, 2, 2], 1, [1, 1], [2, 2], [1, 0, 1, 0]),
+            // Channel-vectorized where the tier has it (≥ NR output channels per group, multiple of 16, small
+            // map, K ≥ 1024): groups, batch, strides, dilations, asymmetric pads, pointwise, C_out off the lane grid.
+            ([2, 240, 7, 7], [64, 120, 3, 3], 2, [1, 1], [1, 1], [1, 1, 1, 1]),
+            ([2, 120, 9, 8], [48, 120, 3, 3], 1, [2, 1], [1, 2], [1, 0, 2, 1]),
+            ([3, 1024, 5, 5], [32, 1024, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+            ([1, 240, 14, 14], [96, 120, 3, 3], 2, [2, 2], [1, 1], [1, 1, 1, 1]),
         ];
         for &(xs, ws, group, strides, dil, pads) in cases {
             for (const_w, with_bias) in [(true, true), (false, false), (true, false)] {
@@ -528,6 +574,12 @@ mod tests {
                     ..Default::default()
                 };
                 check_support(&node).unwrap();
+                if const_w && ws[0] / group >= 32 && (ws[0] / group) % 16 == 0 && ws[1] * ws[2] * ws[3] >= 1024 {
+                    let conv = Conv::build(&node).unwrap();
+                    let t = conv.describe().contains("transposed");
+                    let isa = crate::kernels::selected_isa();
+                    assert_eq!(t, isa == crate::kernels::Isa::Avx512, "{isa:?}: {}", conv.describe());
+                }
                 let plan = OpPlan::build(&node).unwrap();
                 let mut run_inputs = vec![
                     Some(TensorView { shape: &xs, data: &x }),

@@ -118,8 +118,13 @@ impl Executor for AsymRuntime {
             _ => KernelKind::Gemm,
         };
         let tile = tile_info();
-        let plan =
-            self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(plan_mr(first, tile.mr, tile.nr), tile.nr));
+        let (pmr, pnr) = match first.a {
+            // Channel-vectorized convolution: output channels are its lanes (granule NR of the packed Wᵀ); the
+            // pixels of a small map stay in one block, so each task streams only its own channels' weights.
+            AOperand::PackedT(wt) => (wt.nr(), n.max(1)),
+            _ => (plan_mr(first, tile.mr, tile.nr), tile.nr),
+        };
+        let plan = self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(pmr, pnr));
         if plan.k_parts > 1 {
             return run_k_split(self, &plan, jobs);
         }

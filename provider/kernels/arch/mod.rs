@@ -56,6 +56,24 @@ pub(crate) type GemmSegUkr = unsafe fn(
     epi: *const TileEpi,
 );
 
+/// [`GemmSegUkr`] with A read in place and B packed: step `p` reads A's rows `0..m` as the `m` consecutive floats
+/// at `a + aoff[p]` (the channel-vectorized convolution's pixels, straight from the window).
+///
+/// # Safety
+/// As [`GemmSegUkr`] with a packed B; `aoff` holds `k` offsets and every `a + aoff[p]` is readable for `m` floats.
+pub(crate) type GemmSegAUkr = unsafe fn(
+    k: usize,
+    m: usize,
+    a: *const f32,
+    aoff: *const usize,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+);
+
 /// The part of an epilogue a micro-kernel applies in registers before storing a tile:
 /// `y = clamp(y + row_bias[i] + col_bias[j], lo, hi)`, each part optional.
 #[derive(Clone, Copy, Debug)]
@@ -110,6 +128,8 @@ pub(crate) struct KernelSet {
     pub(crate) gemm: GemmUkr,
     /// Edge / split tiles stored in place (tiers without it compute such tiles into a temp tile).
     pub(crate) gemm_seg: Option<GemmSegUkr>,
+    /// The masked-store kernel with A read in place (channel-vectorized convolution; else A is packed).
+    pub(crate) gemm_seg_arows: Option<GemmSegAUkr>,
     pub(crate) epilogue: EpilogueFn,
     pub(crate) gemv_panel: GemvPanelFn,
     pub(crate) gemv_rows: GemvRowsFn,
@@ -224,6 +244,7 @@ macro_rules! make_kernel_set {
             name: $name,
             gemm: $ukr,
             gemm_seg: None,
+            gemm_seg_arows: None,
             epilogue: w::epilogue,
             gemv_panel: w::gemv_panel,
             gemv_rows: w::gemv_rows,

@@ -13,6 +13,7 @@ pub(crate) static AVX2: KernelSet = KernelSet {
 pub(crate) static AVX512: KernelSet = KernelSet {
     stride2: avx2_stride2,
     gemm_seg: Some(avx512_mmm_f32_12x32_seg),
+    gemm_seg_arows: Some(avx512_mmm_f32_12x32_seg_arows),
     ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
 };
 
@@ -150,7 +151,7 @@ unsafe fn avx512_mmm_f32_12x32(
 ) {
     const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
     // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
-    unsafe { avx512_body::<12, false>(k, a, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
+    unsafe { avx512_body::<12, false, false>(k, a, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
 }
 
 /// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
@@ -174,11 +175,34 @@ unsafe fn avx512_mmm_f32_12x32_seg(
 ) {
     if boff.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<false, false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<true>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<true, false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
     }
+}
+
+/// Rows `0..m` of a 12 × 32 tile with A read in place ([`super::GemmSegAUkr`]): step `p` broadcasts the `m`
+/// floats at `a + aoff[p]`; B is a packed panel; stored through lane masks.
+///
+/// # Safety
+/// [`super::GemmSegAUkr`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_mmm_f32_12x32_seg_arows(
+    k: usize,
+    m: usize,
+    a: *const f32,
+    aoff: *const usize,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    segs: &[Seg],
+    accumulate: bool,
+    epi: *const TileEpi,
+) {
+    // SAFETY: forwarded contract (the body reads A step p at a + aoff[p], rows 0..m).
+    unsafe { avx512_seg_m::<false, true>(k, m, a, b, aoff, c, rsc, segs, accumulate, epi) }
 }
 
 /// Dispatch on the row count.
@@ -187,7 +211,7 @@ unsafe fn avx512_mmm_f32_12x32_seg(
 /// As [`avx512_mmm_f32_12x32_seg`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_seg_m<const ROWS: bool>(
+unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool>(
     k: usize,
     m: usize,
     a: *const f32,
@@ -203,18 +227,18 @@ unsafe fn avx512_seg_m<const ROWS: bool>(
     // SAFETY: forwarded contract; each instantiation reads m ≤ 12 rows of the 12-row A panel.
     unsafe {
         match m {
-            1 => body::<1, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            2 => body::<2, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            3 => body::<3, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            4 => body::<4, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            5 => body::<5, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            6 => body::<6, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            7 => body::<7, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            8 => body::<8, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            9 => body::<9, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            10 => body::<10, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            11 => body::<11, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            _ => body::<12, ROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            1 => body::<1, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            2 => body::<2, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            3 => body::<3, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            4 => body::<4, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            5 => body::<5, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            6 => body::<6, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            7 => body::<7, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            8 => body::<8, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            9 => body::<9, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            10 => body::<10, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            11 => body::<11, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            _ => body::<12, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
         }
     }
 }
@@ -229,7 +253,7 @@ unsafe fn avx512_seg_m<const ROWS: bool>(
 /// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_body<const M: usize, const ROWS: bool>(
+unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
     k: usize,
     a: *const f32,
     b: *const f32,
@@ -264,8 +288,12 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool>(
         macro_rules! step {
             ($pf:expr) => {
                 let bq = if ROWS { b.add(*op) } else { bp };
+                // With AROWS, `boff` holds the A offsets: step p's rows are the floats at a + boff[p].
+                let aq = if AROWS { a.add(*op) } else { ap };
                 if $pf {
-                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
+                    if !AROWS {
+                        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
+                    }
                     // B rows read in place are not prefetched (measured slower: the extra offset loads and
                     // prefetches cost more than the misses they hide; the rows stay in L1/L2 after the first
                     // row tile).
@@ -277,15 +305,20 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool>(
                 let b0 = _mm512_loadu_ps(bq);
                 let b1 = _mm512_loadu_ps(bq.add(16));
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*ap.add(i));
+                    let av = _mm512_set1_ps(*aq.add(i));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                 }
-                ap = ap.add(MR);
-                if ROWS {
+                if AROWS {
                     op = op.add(1);
-                } else {
                     bp = bp.add(NR);
+                } else {
+                    ap = ap.add(MR);
+                    if ROWS {
+                        op = op.add(1);
+                    } else {
+                        bp = bp.add(NR);
+                    }
                 }
             };
         }
