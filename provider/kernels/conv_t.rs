@@ -193,27 +193,35 @@ pub(crate) fn conv_t_block(
         }
         pc += kb;
     }
-    // Transpose into C, one channel row at a time, and run the epilogue on that row while it is in L1.
+    // Transpose into C, one channel row at a time, and run the epilogue on each row while it is in L1 — one row
+    // behind the transpose: read right after its scalar stores, the epilogue's vector loads could not be forwarded
+    // from them and would stall.
+    let epilogue_row = |ch: usize| {
+        if c.cs == 1 {
+            // SAFETY: the row run is npix contiguous floats of the caller's block.
+            unsafe { (ks.epilogue)(c.ptr_at(r0 + ch, cols.start), c.rs, 1, npix, r0 + ch, cols.start, rest) };
+        } else {
+            for p in cols.clone() {
+                // SAFETY: (r0 + ch, p) is in the caller's block.
+                unsafe {
+                    let q = c.ptr_at(r0 + ch, p);
+                    *q = super::apply_epilogue(*q, r0 + ch, p, rest);
+                }
+            }
+        }
+    };
     for ch in 0..nch {
         for p in 0..npix {
             // SAFETY: (p, ch) is inside the npix × ldt buffer, written by the passes above; (r0 + ch, cols.start + p)
             // is in the caller's block.
             unsafe { *c.ptr_at(r0 + ch, cols.start + p) = *ct.add(p * ldt + ch) };
         }
-        if !rest.is_empty() {
-            if c.cs == 1 {
-                // SAFETY: the row run is npix contiguous floats of the caller's block.
-                unsafe { (ks.epilogue)(c.ptr_at(r0 + ch, cols.start), c.rs, 1, npix, r0 + ch, cols.start, rest) };
-            } else {
-                for p in cols.clone() {
-                    // SAFETY: as above.
-                    unsafe {
-                        let q = c.ptr_at(r0 + ch, p);
-                        *q = super::apply_epilogue(*q, r0 + ch, p, rest);
-                    }
-                }
-            }
+        if !rest.is_empty() && ch > 0 {
+            epilogue_row(ch - 1);
         }
+    }
+    if !rest.is_empty() && nch > 0 {
+        epilogue_row(nch - 1);
     }
 }
 

@@ -1,14 +1,12 @@
 //! Depthwise convolution (group = C_in, channel multiplier allowed), any rank ≥ 1, any pads/strides/dilations.
 //!
-//! Three paths, all vectorized through the tier's target features, the epilogue applied to each finished channel
+//! Two paths, both vectorized through the tier's target features, the epilogue applied to each finished channel
 //! row (bias is the accumulators' initial value):
 //! - **plane** (1-D / 2-D, the default): each input plane is copied once into a zero-padded buffer split into its
-//!   column-stride phases (`x[q·s + r]` → phase `r`, position `q`), so every tap of every output reads in bounds and
-//!   with unit stride — 3×3 stride 1 and stride 2 alike. Unit-stride (or narrow) planes run as one "wide" row per
-//!   channel; otherwise one row call per output row. The row kernel keeps 32 (then 8, 1) outputs in registers across
-//!   all taps.
-//! - **interleaved** (1-D / 2-D, output planes ≤ 64 pixels): 8 channels transposed into one pixel-major buffer, one
-//!   8-wide vector per pixel, so tiny planes do not pay per-row overheads.
+//!   row- and column-stride phases, so every tap of every output is one constant offset from the output's
+//!   position in a virtual row of pitch `wq` — any stride, dilation and padding — and the whole plane is one
+//!   row-kernel call per channel. The row kernel keeps 32 (then 8, 1) outputs in registers across all taps
+//!   (AVX-512: 64, four accumulators, and a masked tail).
 //! - **general** (rank ≥ 3, or planes too large for the padded copy): per output row, the taps are listed once
 //!   (those whose outer position falls in the padding dropped), strides handled by phase-splitting the input rows;
 //!   the interior runs through the row kernel, the few border outputs are scalar.
@@ -23,10 +21,10 @@ use std::ops::Range;
 /// One tap of an output row: `w · base[o + off]`, valid for `0 ≤ o + off < len`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tap {
-    base: *const f32,
-    off: isize,
-    len: usize,
-    w: f32,
+    pub(crate) base: *const f32,
+    pub(crate) off: isize,
+    pub(crate) len: usize,
+    pub(crate) w: f32,
 }
 
 // SAFETY: a Tap is a plain description (pointer + numbers) only dereferenced by the thread that built it, while the
@@ -73,14 +71,12 @@ pub fn depthwise_conv(
 /// Which depthwise algorithm runs (tests force each one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DwPath {
-    /// Interleaved for small 1-D/2-D output planes, padded plane otherwise, general for rank ≥ 3.
+    /// Padded phase-split plane for 1-D/2-D (when it fits), general otherwise.
     Auto,
     General,
     /// Padded phase-split plane (1-D / 2-D); falls back to General when not applicable.
     #[cfg_attr(not(test), allow(dead_code))]
     Plane,
-    /// Channel-interleaved (1-D / 2-D); falls back to General when not applicable.
-    Interleaved,
 }
 
 /// [`depthwise_conv`] on a given tier and path.
@@ -125,19 +121,7 @@ pub(crate) fn depthwise_on(
     let ks = isa.kernels();
     if nd <= 2 && path != DwPath::General {
         let p = Plane2d::new(g);
-        let wp = (p.wo - 1) * p.sw + (p.kw - 1) * p.dw + 1;
-        let il_fits = p.hp * wp * IL <= 1 << 22;
-        let plane_fits = p.hp * p.sw * p.wq <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE;
-        let prefer_il = p.ho * p.wo <= IL_MAX_PIXELS && interleave_allowed();
-        let use_il = match path {
-            DwPath::Interleaved => il_fits,
-            DwPath::Plane => false,
-            _ => il_fits && (prefer_il || !plane_fits),
-        };
-        if use_il {
-            return interleaved_2d(ks, &p, input, weights, bias, multiplier, out, channels, epilogue, scratch);
-        }
-        if plane_fits && path != DwPath::Interleaved {
+        if p.phases_len() <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE && p.sh <= MAX_PLANE_STRIDE {
             return plane_2d(ks, &p, input, weights, bias, multiplier, out, channels, epilogue, scratch);
         }
     }
@@ -267,164 +251,7 @@ pub(crate) fn depthwise_on(
     }
 }
 
-/// Channels per interleaved group (one 8-float vector per pixel).
-const IL: usize = 8;
-
-/// Output planes up to this many pixels take the channel-interleaved path. Measured (AVX2, MobileNetV1 layers):
-/// interleaved wins on 7×7 outputs of a stride-2 layer (per-channel overheads of the plane path dominate there),
-/// the plane path wins from 14×14 outputs up (the transposes cost more than they save).
-const IL_MAX_PIXELS: usize = 64;
-
-/// `ASYMO_DW_INTERLEAVE=0` turns the interleaved path off (for comparisons); tests reach both paths directly.
-fn interleave_allowed() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("ASYMO_DW_INTERLEAVE").map_or(true, |v| v != "0"))
-}
-
-/// Geometry of the interleaved kernel: output `ho × wo`, strides, the padded input width, tap offsets (in pixels).
-#[derive(Debug)]
-pub(crate) struct IlGeo<'a> {
-    ho: usize,
-    wo: usize,
-    sh: usize,
-    sw: usize,
-    wp: usize,
-    /// Offset of each tap from the output pixel's window origin, in padded-input pixels.
-    offs: &'a [usize],
-}
-
-/// Channel-interleaved path, for small output planes: 8 output channels at a time, their
-/// input planes transposed into one zero-padded pixel-major buffer (`x[(ih·Wp + iw)·8 + lane]`), so every pixel
-/// is one vector and every FMA is useful whatever the stride or plane size; the result is transposed back to the
-/// channel rows, where the epilogue runs.
-#[allow(clippy::too_many_arguments)]
-fn interleaved_2d(
-    ks: &super::arch::KernelSet,
-    p: &Plane2d,
-    input: &[f32],
-    weights: &[f32],
-    bias: Option<&[f32]>,
-    multiplier: usize,
-    out: MatMut<'_>,
-    channels: Range<usize>,
-    epilogue: &[FusedOp<'_>],
-    scratch: &mut Scratch,
-) {
-    let (taps, in_plane, out_plane) = (p.kh * p.kw, p.h * p.w, p.ho * p.wo);
-    let wp = (p.wo - 1) * p.sw + (p.kw - 1) * p.dw + 1;
-    let Scratch { v0: fin, v1: xt, out: ot, dw_offs, dw_w: w, .. } = scratch;
-    dw_offs.clear();
-    dw_offs.extend((0..taps).map(|t| (t / p.kw) * p.dh * wp + (t % p.kw) * p.dw));
-    let geo = IlGeo { ho: p.ho, wo: p.wo, sh: p.sh, sw: p.sw, wp, offs: dw_offs };
-    w.clear();
-    w.resize(taps, [0.0; IL]);
-    let xt = xt.get(p.hp * wp * IL);
-    xt.fill(0.0); // padding pixels stay zero: each group only rewrites the interior
-    let ot = ot.get(out_plane * IL);
-    let fin = fin.get(if out.cs == 1 { 0 } else { out_plane });
-    let mut oc0 = channels.start;
-    while oc0 < channels.end {
-        let lanes = IL.min(channels.end - oc0);
-        let mut init = [0f32; IL];
-        for l in 0..lanes {
-            let oc = oc0 + l;
-            let x = &input[(oc / multiplier) * in_plane..][..in_plane];
-            for ih in 0..p.h.min(p.hp.saturating_sub(p.ph)) {
-                let row = &x[ih * p.w..(ih + 1) * p.w];
-                let base = ((ih + p.ph) * wp + p.pw) * IL + l;
-                let n = p.w.min(wp.saturating_sub(p.pw));
-                for (iw, &v) in row[..n].iter().enumerate() {
-                    xt[base + iw * IL] = v;
-                }
-            }
-            for (t, wt) in w.iter_mut().enumerate() {
-                wt[l] = weights[oc * taps + t];
-            }
-            init[l] = bias.map_or(0.0, |b| b[oc]);
-        }
-        // SAFETY: xt holds hp·wp pixels of IL floats and every tap of every output pixel reads inside it; ot holds
-        // out_plane pixels.
-        unsafe { (ks.dw_interleaved)(&geo, w, init, xt.as_ptr(), ot.as_mut_ptr()) };
-        for l in 0..lanes {
-            let oc = oc0 + l;
-            let dst: *mut f32 = if out.cs == 1 {
-                // SAFETY: row oc of `out` (out_plane contiguous floats) is owned by this call.
-                unsafe { out.ptr_at(oc, 0) }
-            } else {
-                fin.as_mut_ptr()
-            };
-            // SAFETY: dst holds out_plane floats.
-            let d = unsafe { std::slice::from_raw_parts_mut(dst, out_plane) };
-            for (px, v) in d.iter_mut().enumerate() {
-                *v = ot[px * IL + l];
-            }
-            if !epilogue.is_empty() {
-                // SAFETY: one contiguous row of out_plane floats.
-                unsafe { (ks.epilogue)(dst, 0, 1, out_plane, oc, 0, epilogue) };
-            }
-            if out.cs != 1 {
-                for (j, &v) in fin[..out_plane].iter().enumerate() {
-                    // SAFETY: (oc, j) is inside `out` and owned by this call.
-                    unsafe { *out.ptr_at(oc, j) = v };
-                }
-            }
-        }
-        oc0 += lanes;
-    }
-}
-
-/// `out[px] = init + Σ_t w[t] ⊙ x[origin(px) + offs[t]]` over 8-lane pixels, four output pixels at a time.
-///
-/// # Safety
-/// `x` holds the padded interleaved plane (every read in bounds by construction of `geo`), `out` holds
-/// `ho·wo` pixels.
-#[inline(always)]
-pub(crate) unsafe fn interleaved_body<const F: bool>(
-    geo: &IlGeo<'_>,
-    w: &[[f32; 8]],
-    init: [f32; 8],
-    x: *const f32,
-    out: *mut f32,
-) {
-    let px = |base: usize, t: usize| {
-        // SAFETY: the caller guarantees every (pixel, tap) read is inside the plane.
-        unsafe { &*(x.add((base + geo.offs[t]) * IL) as *const [f32; IL]) }
-    };
-    for oh in 0..geo.ho {
-        let row0 = oh * geo.sh * geo.wp;
-        let mut ow = 0;
-        while ow + 4 <= geo.wo {
-            let mut acc = [init; 4];
-            for (t, wt) in w.iter().enumerate() {
-                for (u, a) in acc.iter_mut().enumerate() {
-                    let v = px(row0 + (ow + u) * geo.sw, t);
-                    for l in 0..IL {
-                        a[l] = fma::<F>(wt[l], v[l], a[l]);
-                    }
-                }
-            }
-            for (u, a) in acc.iter().enumerate() {
-                // SAFETY: pixel oh·wo + ow + u < ho·wo.
-                unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), out.add((oh * geo.wo + ow + u) * IL), IL) };
-            }
-            ow += 4;
-        }
-        while ow < geo.wo {
-            let mut a = init;
-            for (t, wt) in w.iter().enumerate() {
-                let v = px(row0 + ow * geo.sw, t);
-                for l in 0..IL {
-                    a[l] = fma::<F>(wt[l], v[l], a[l]);
-                }
-            }
-            // SAFETY: as above.
-            unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), out.add((oh * geo.wo + ow) * IL), IL) };
-            ow += 1;
-        }
-    }
-}
-
-/// Largest column stride of the plane path (the general path takes larger ones).
+/// Largest stride (either axis) of the plane path (the general path takes larger ones).
 const MAX_PLANE_STRIDE: usize = 16;
 
 /// A 1-D or 2-D depthwise geometry seen as 2-D (1-D: one row), with the zero-padded input plane it reads.
@@ -441,9 +268,9 @@ struct Plane2d {
     dw: usize,
     ph: usize,
     pw: usize,
-    /// Rows of the padded plane (exactly those the outputs read).
-    hp: usize,
-    /// Width of one column phase of the padded plane (`ceil(Wp / sw)`).
+    /// Rows of one row phase of the padded plane (`ceil(Hp / sh)`, `Hp` = the padded rows the outputs read).
+    hq: usize,
+    /// Columns of one column phase of the padded plane (`ceil(Wp / sw)`).
     wq: usize,
 }
 
@@ -470,15 +297,70 @@ impl Plane2d {
         );
         let hp = (ho - 1) * sh + (kh - 1) * dh + 1;
         let wp = (wo - 1) * sw + (kw - 1) * dw + 1;
-        Plane2d { h, w, ho, wo, kh, kw, sh, sw, dh, dw, ph, pw, hp, wq: wp.div_ceil(sw) }
+        Plane2d { h, w, ho, wo, kh, kw, sh, sw, dh, dw, ph, pw, hq: hp.div_ceil(sh), wq: wp.div_ceil(sw) }
+    }
+
+    /// Rows of the padded plane the outputs read.
+    fn hp(&self) -> usize {
+        (self.ho - 1) * self.sh + (self.kh - 1) * self.dh + 1
+    }
+
+    /// Floats of the phase-split padded plane (`sh · sw` phases of `hq × wq`).
+    fn phases_len(&self) -> usize {
+        self.sh * self.sw * self.hq * self.wq
+    }
+
+    /// Outputs computed per channel: the whole output plane as one row at pitch `wq`, rounded up to whole
+    /// 16-float chunks (the `wq − wo` extra columns per row and the tail are computed, never stored).
+    fn span(&self) -> usize {
+        ((self.ho - 1) * self.wq + self.wo).next_multiple_of(16)
     }
 }
 
-/// The 1-D / 2-D path: per input channel, build the zero-padded plane once, split into its `sw` column phases
-/// (`Q_r[ih][q] = P[ih][q·sw + r]`), so every tap of every output reads in bounds and with unit stride. Wide mode
-/// (unit strides, or narrow outputs) treats the whole output plane as one row at pitch `sh·wq`
-/// (`t = oh·pitch + ow`, tap offset `kh·dh·wq + (kw·dw div sw)`): one vector-kernel call per channel however small
-/// the plane. Otherwise one call per output row.
+/// Copy `n` floats with fixed-size moves (overlapping tails), never a `memcpy` call: these rows are 7 to a few
+/// hundred floats, where a library call per row costs more than the copy.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `n` floats; the ranges do not overlap.
+#[inline(always)]
+unsafe fn copy_short(src: *const f32, dst: *mut f32, n: usize) {
+    #[inline(always)]
+    unsafe fn mv<const W: usize>(src: *const f32, dst: *mut f32) {
+        // SAFETY: the caller checked that W floats are in bounds at both ends.
+        unsafe { (dst as *mut [f32; W]).write_unaligned((src as *const [f32; W]).read_unaligned()) }
+    }
+    // SAFETY (all arms): every move covers floats inside 0..n.
+    unsafe {
+        if n >= 16 {
+            let mut i = 0;
+            while i + 16 <= n {
+                mv::<16>(src.add(i), dst.add(i));
+                i += 16;
+            }
+            if i < n {
+                mv::<16>(src.add(n - 16), dst.add(n - 16));
+            }
+        } else if n >= 8 {
+            mv::<8>(src, dst);
+            mv::<8>(src.add(n - 8), dst.add(n - 8));
+        } else if n >= 4 {
+            mv::<4>(src, dst);
+            mv::<4>(src.add(n - 4), dst.add(n - 4));
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+    }
+}
+
+/// The 1-D / 2-D path. Per input channel, the zero-padded plane is built once, split into its `sh × sw` stride
+/// phases (`Q[rp][cp][r][q] = P[r·sh + rp][q·sw + cp]`), so that output `(oh, ow)` and tap `(kh, kw)` read
+/// phase `((kh·dh) mod sh, (kw·dw) mod sw)` at row `oh + kh·dh div sh`, column `ow + kw·dw div sw`: at virtual
+/// position `t = oh·wq + ow`, every tap is one constant offset, whatever the strides, dilations and pads. One
+/// vector-kernel call per channel computes the whole plane as one row; the valid columns are copied out and the
+/// epilogue runs on the channel's row of C. The per-call work (phase row table, tap offsets, zeroed padding) is
+/// done once for all channels of the call.
 #[allow(clippy::too_many_arguments)]
 fn plane_2d(
     ks: &super::arch::KernelSet,
@@ -492,24 +374,22 @@ fn plane_2d(
     epilogue: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
-    const SLACK: usize = 16; // zeros after the padded plane: vector chunks may run past a row's end
     let (taps, in_plane, out_plane) = (p.kh * p.kw, p.h * p.w, p.ho * p.wo);
-    let qplane = p.hp * p.wq; // floats per phase
-                              // Wide mode: output rows at pitch sh·wq in phase space (exact for unit strides, otherwise computing sh× the
-                              // outputs — still vectorized, which beats short rows). Row mode: one call per output row, rows at pitch
-                              // round_up(wo, 8). Either way every call covers whole 8-wide chunks (the extra outputs land in obuf's slack).
-    let wide = (p.sh == 1 && p.sw == 1) || p.wo < 24;
-    let (pitch, span) = if wide {
-        (p.sh * p.wq, ((p.ho - 1) * p.sh * p.wq + p.wo).next_multiple_of(8))
-    } else {
-        (p.wo.next_multiple_of(8), p.wo.next_multiple_of(8))
-    };
-    let Scratch { v0: fin, v1: padded, out: obuf, taps: tap_list, .. } = scratch;
-    let padded = padded.get(p.sw * qplane + SLACK);
-    // The padding positions are never written below, so zeroing once per call is enough.
-    padded.fill(0.0);
-    let obuf = obuf.get((p.ho - 1) * pitch + span);
-    let fin = fin.get(if out.cs == 1 { 0 } else { out_plane });
+    let qplane = p.hq * p.wq; // floats per phase
+    let span = p.span();
+    let Scratch { v0: fin, v1: padded, out: obuf, taps: tap_list, dw_offs, .. } = scratch;
+    // Tap offsets from the virtual position, then (after `taps` entries) the copy plan of the input rows:
+    // (source offset in the channel plane, destination offset in the phases, column phase) triples.
+    dw_offs.clear();
+    for kh in 0..p.kh {
+        for kw in 0..p.kw {
+            let (r, c) = (kh * p.dh, kw * p.dw);
+            dw_offs.push(((r % p.sh) * p.sw + c % p.sw) * qplane + (r / p.sh) * p.wq + c / p.sw);
+        }
+    }
+    let max_off = dw_offs.iter().copied().max().unwrap_or(0);
+    // Rows of the padded plane that hold input: padded row ih + ph for input rows ih with ih + ph < Hp.
+    let rows_used = p.h.min(p.hp().saturating_sub(p.ph));
     // Per column phase: first input column, first position, count (the same for every row).
     let mut phase_plan = [(0usize, 0usize, 0usize); MAX_PLANE_STRIDE];
     for (phase, plan) in phase_plan[..p.sw].iter_mut().enumerate() {
@@ -519,64 +399,45 @@ fn plane_2d(
             *plan = (iw0, q0, (p.wq - q0).min((p.w - iw0).div_ceil(p.sw)));
         }
     }
-    let mut loaded = usize::MAX;
-    for oc in channels {
-        let ic = oc / multiplier;
-        if ic != loaded {
-            // Interior of the padded plane of input channel ic, phase-split by columns.
+    for ih in 0..rows_used {
+        let r = ih + p.ph;
+        let row_base = (r % p.sh) * p.sw * qplane + (r / p.sh) * p.wq;
+        for (phase, &(iw0, q0, n)) in phase_plan[..p.sw].iter().enumerate() {
+            if n > 0 {
+                dw_offs.extend([ih * p.w + iw0, row_base + phase * qplane + q0, n]);
+            }
+        }
+    }
+    let (tap_offs, copies) = dw_offs.split_at(taps);
+    // Two padded planes and two output buffers, used alternately: a plane is filled one channel before it is
+    // read, and a channel's outputs are copied out one channel after they were computed. Read right behind the
+    // narrow (masked, overlapping) stores that wrote them, those loads cannot be forwarded from the store buffer
+    // and stall; one channel of work in between hides that (measured: on 7×7 planes the stalls cost more than the
+    // convolution). Vector chunks read up to `span − 1 + max_off`; the padding positions are never written, so
+    // zeroing once per call is enough.
+    let plen = (p.phases_len().max(span + max_off) + 16).next_multiple_of(16);
+    let padded = padded.get(2 * plen);
+    padded.fill(0.0);
+    let obuf = obuf.get(2 * span);
+    // Ops that do not read the column run on the kernel's buffer (the row copies then move finished values).
+    let epilogue_in_buffer = !epilogue.is_empty() && !epilogue.iter().any(FusedOp::uses_column);
+    let fin = fin.get(if out.cs == 1 { 0 } else { out_plane });
+    // Input channel held by each padded plane (plane ic % 2 holds channel ic).
+    let mut held = [usize::MAX; 2];
+    let mut fill = |ic: usize, padded: &mut [f32]| {
+        let slot = ic % 2;
+        if held[slot] != ic {
             let x = &input[ic * in_plane..(ic + 1) * in_plane];
-            for ih in 0..p.h.min(p.hp.saturating_sub(p.ph)) {
-                let r = ih + p.ph;
-                let xrow = &x[ih * p.w..(ih + 1) * p.w];
-                // Column c = iw + pw goes to phase c mod sw, position c div sw: per phase, a strided copy.
-                for (phase, &(iw0, q0, n)) in phase_plan[..p.sw].iter().enumerate() {
-                    if n == 0 {
-                        continue;
-                    }
-                    let dst = &mut padded[phase * qplane + r * p.wq + q0..][..n];
-                    match p.sw {
-                        1 => dst.copy_from_slice(&xrow[..n]),
-                        2 => {
-                            let src = &xrow[iw0..];
-                            assert!(2 * n - 1 <= src.len());
-                            // SAFETY: src holds 2n − 1 floats (checked), dst n.
-                            unsafe { (ks.stride2)(n, src.as_ptr(), dst.as_mut_ptr()) }
-                        }
-                        _ => dst.iter_mut().zip(xrow[iw0..].iter().step_by(p.sw)).for_each(|(d, &v)| *d = v),
-                    }
-                }
-            }
-            loaded = ic;
+            let plane = &mut padded[slot * plen..(slot + 1) * plen];
+            // SAFETY: each triple was built above from this geometry: source row ih from column iw0, n ≤
+            // ceil((w − iw0) / sw) elements at stride sw (inside the row), destination n floats inside one phase
+            // row of the plane.
+            unsafe { (ks.dw_fill)(copies, p.sw, x.as_ptr(), plane.as_mut_ptr(), ks.stride2) };
+            held[slot] = ic;
         }
-        let wk = &weights[oc * taps..(oc + 1) * taps];
-        let init = bias.map_or(0.0, |b| b[oc]);
-        let tap = |kh: usize, kw: usize, row: usize| {
-            let c = kw * p.dw;
-            let (phase, q) = (c % p.sw, c / p.sw);
-            let base = padded[phase * qplane + (row + kh * p.dh) * p.wq + q..].as_ptr();
-            Tap { base, off: 0, len: usize::MAX, w: wk[kh * p.kw + kw] }
-        };
-        // The taps of output row 0; row oh reads the same taps shifted by oh·sh phase rows, i.e. outputs
-        // shift .. shift+span of a call whose output pointer is moved back by the same shift.
-        tap_list.clear();
-        for kh in 0..p.kh {
-            for kw in 0..p.kw {
-                tap_list.push(tap(kh, kw, 0));
-            }
-        }
-        let rows = if wide { 1 } else { p.ho };
-        for oh in 0..rows {
-            let shift = oh * p.sh * p.wq;
-            // SAFETY: output t of this call (shift ≤ t < shift + span) reads its phase row at q + t (wide: one call,
-            // rows at pitch sh·wq); overrunning the last useful output by < 8 stays inside the padded plane plus
-            // its SLACK; the writes land at obuf[oh·pitch + (t − shift)], inside obuf's (ho−1)·pitch + span floats
-            // (the kernel only forms in-bounds addresses from the moved-back pointer).
-            unsafe {
-                let o = obuf.as_mut_ptr().add(oh * pitch).wrapping_sub(shift);
-                (ks.dw_row)(shift, shift + span, tap_list, init, o)
-            };
-        }
-        // Gather the rows into the output (or a contiguous buffer), apply the epilogue there.
+    };
+    // Copy channel oc's outputs (buffer `buf`) into C, then its epilogue if that must run there.
+    let store = |oc: usize, buf: &[f32], fin: &mut [f32]| {
         let dst: *mut f32 = if out.cs == 1 {
             // SAFETY: row oc of `out` (out_plane contiguous floats) is owned by this call.
             unsafe { out.ptr_at(oc, 0) }
@@ -584,10 +445,10 @@ fn plane_2d(
             fin.as_mut_ptr()
         };
         for oh in 0..p.ho {
-            // SAFETY: obuf row oh holds wo computed floats; dst holds out_plane floats.
-            unsafe { std::ptr::copy_nonoverlapping(obuf.as_ptr().add(oh * pitch), dst.add(oh * p.wo), p.wo) };
+            // SAFETY: buf row oh holds wo computed floats at oh·wq; dst holds out_plane floats.
+            unsafe { copy_short(buf[oh * p.wq..].as_ptr(), dst.add(oh * p.wo), p.wo) };
         }
-        if !epilogue.is_empty() {
+        if !epilogue.is_empty() && !epilogue_in_buffer {
             // SAFETY: dst holds the channel's out_plane contiguous floats.
             unsafe { (ks.epilogue)(dst, 0, 1, out_plane, oc, 0, epilogue) };
         }
@@ -595,6 +456,65 @@ fn plane_2d(
             for (j, &v) in fin[..out_plane].iter().enumerate() {
                 // SAFETY: (oc, j) is inside `out` and owned by this call.
                 unsafe { *out.ptr_at(oc, j) = v };
+            }
+        }
+    };
+    if let Some(first) = channels.clone().next() {
+        fill(first / multiplier, padded);
+    }
+    for oc in channels.clone() {
+        let ic = oc / multiplier;
+        fill(ic, padded); // a no-op unless the plane was not prepared ahead
+        if oc + 1 < channels.end && (oc + 1) / multiplier != ic {
+            fill((oc + 1) / multiplier, padded);
+        }
+        let base = padded[(ic % 2) * plen..].as_ptr();
+        let wk = &weights[oc * taps..(oc + 1) * taps];
+        tap_list.clear();
+        // SAFETY (pointer arithmetic): offsets < max_off < plen stay inside this plane.
+        tap_list.extend(tap_offs.iter().zip(wk).map(|(&o, &w)| Tap {
+            base: unsafe { base.add(o) },
+            off: 0,
+            len: usize::MAX,
+            w,
+        }));
+        let buf = &mut obuf[(oc % 2) * span..][..span];
+        // SAFETY: output t < span of tap i reads plane[offs[i] + t] < max_off + span < plen; buf holds span floats.
+        unsafe { (ks.dw_row)(0, span, tap_list, bias.map_or(0.0, |b| b[oc]), buf.as_mut_ptr()) };
+        if epilogue_in_buffer {
+            // SAFETY: buf holds span floats; the ops read only the row index (oc), never the column.
+            unsafe { (ks.epilogue)(buf.as_mut_ptr(), 0, 1, span, oc, 0, epilogue) };
+        }
+        if oc > channels.start {
+            store(oc - 1, &obuf[((oc - 1) % 2) * span..][..span], fin);
+        }
+    }
+    if let Some(last) = channels.clone().last() {
+        store(last, &obuf[(last % 2) * span..][..span], fin);
+    }
+}
+
+/// [`super::arch::DwFillFn`] (portable body).
+///
+/// # Safety
+/// Every `(src, dst, n)` triple reads `x[src + t·sw]` and writes `padded[dst + t]` in bounds for `t < n`.
+#[inline(always)]
+pub(crate) unsafe fn fill_body(
+    copies: &[usize],
+    sw: usize,
+    x: *const f32,
+    padded: *mut f32,
+    stride2: super::arch::Stride2Fn,
+) {
+    for c in copies.chunks_exact(3) {
+        let (src, dst, n) = (c[0], c[1], c[2]);
+        // SAFETY: the caller's contract, per triple.
+        unsafe {
+            let (s, d) = (x.add(src), padded.add(dst));
+            match sw {
+                1 => copy_short(s, d, n),
+                2 => stride2(n, s, d),
+                _ => (0..n).for_each(|t| *d.add(t) = *s.add(t * sw)),
             }
         }
     }

@@ -242,6 +242,14 @@ pub enum FusedOp<'a> {
     Add(MatRef<'a>),
 }
 
+impl FusedOp<'_> {
+    /// Whether the op reads the element's column `j` (so it must run on C's own layout, not on a buffer with
+    /// other column positions).
+    pub(crate) fn uses_column(&self) -> bool {
+        matches!(self, FusedOp::AddScaled { .. } | FusedOp::ColBias(_) | FusedOp::Add(_))
+    }
+}
+
 /// Name of the kernel implementation in use (reported in the EP device metadata).
 pub fn isa_name() -> &'static str {
     selected_isa().name()

@@ -125,7 +125,6 @@ pub struct Scratch {
     pub(crate) conv: AlignedBuf,
     pub(crate) conv_off: Vec<usize>,
     pub(crate) dw_offs: Vec<usize>,
-    pub(crate) dw_w: Vec<[f32; 8]>,
     /// Channel-vectorized convolution (`conv_t.rs`): the `pixels × channels` accumulator and the pixel panels.
     pub(crate) ct: AlignedBuf,
     pub(crate) tpanels: Vec<super::conv_t::TPanel>,

@@ -112,12 +112,12 @@ pub(crate) type FoldDotFn = unsafe fn(len: usize, xe: *const f32, panel: *const 
 /// `out` itself may point outside its buffer (only `out + o` for `o ∈ lo..hi` is written).
 pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwise::Tap], init: f32, out: *mut f32);
 
-/// Channel-interleaved depthwise (8 channels per pixel, see `depthwise::interleaved_body`).
-pub(crate) type DwInterleavedFn =
-    unsafe fn(geo: &super::depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32);
-
 /// `dst[t] = src[2·t]` for `t < n` (`src` readable for `2·n − 1` floats): stride-2 phase splits.
 pub(crate) type Stride2Fn = unsafe fn(n: usize, src: *const f32, dst: *mut f32);
+
+/// Fill the phase-split padded plane of one depthwise channel: for each `(src, dst, n)` triple of `copies`,
+/// `padded[dst + t] = x[src + t·sw]` for `t < n` (`stride2` does `sw = 2`). See `depthwise::plane_2d`.
+pub(crate) type DwFillFn = unsafe fn(copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: Stride2Fn);
 
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
@@ -137,8 +137,8 @@ pub(crate) struct KernelSet {
     pub(crate) axpy: AxpyFn,
     pub(crate) fold_dot: FoldDotFn,
     pub(crate) dw_row: DwRowFn,
-    pub(crate) dw_interleaved: DwInterleavedFn,
     pub(crate) stride2: Stride2Fn,
+    pub(crate) dw_fill: DwFillFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -223,11 +223,11 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
-        pub(crate) unsafe fn dw_interleaved(
-            geo: &depthwise::IlGeo<'_>, w: &[[f32; 8]], init: [f32; 8], x: *const f32, out: *mut f32,
+        pub(crate) unsafe fn dw_fill(
+            copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: crate::kernels::arch::Stride2Fn,
         ) {
-            // SAFETY: `DwInterleavedFn`'s contract.
-            unsafe { depthwise::interleaved_body::<{ $fma }>(geo, w, init, x, out) }
+            // SAFETY: `DwFillFn`'s contract.
+            unsafe { depthwise::fill_body(copies, sw, x, padded, stride2) }
         }
     };
 }
@@ -252,8 +252,8 @@ macro_rules! make_kernel_set {
             axpy: w::axpy,
             fold_dot: w::fold_dot,
             dw_row: w::dw_row,
-            dw_interleaved: w::dw_interleaved,
             stride2: w::stride2,
+            dw_fill: w::dw_fill,
         }
     }};
 }

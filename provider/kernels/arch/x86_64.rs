@@ -12,6 +12,8 @@ pub(crate) static AVX2: KernelSet = KernelSet {
 };
 pub(crate) static AVX512: KernelSet = KernelSet {
     stride2: avx2_stride2,
+    dw_fill: avx512_dw_fill,
+    dw_row: avx512_dw_row,
     gemm_seg: Some(avx512_mmm_f32_12x32_seg),
     gemm_seg_arows: Some(avx512_mmm_f32_12x32_seg_arows),
     ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
@@ -46,6 +48,88 @@ unsafe fn avx2_stride2(n: usize, src: *const f32, dst: *mut f32) {
         while t < n {
             *dst.add(t) = *src.add(2 * t);
             t += 1;
+        }
+    }
+}
+
+/// [`super::DwRowFn`] with four independent 16-lane accumulators per 64 outputs (the FMA latency is hidden; the
+/// portable body's array accumulators keep only two chains on this tier), then 16-lane chunks and one masked tail.
+///
+/// # Safety
+/// [`super::DwRowFn`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_dw_row(lo: usize, hi: usize, taps: &[crate::kernels::depthwise::Tap], init: f32, out: *mut f32) {
+    let v0 = _mm512_set1_ps(init);
+    let mut o = lo;
+    // SAFETY: every load reads tap.base[o + off + i] for an output o + i in lo..hi (in bounds by the contract, or
+    // masked off), every store writes out[o + i] for o + i in lo..hi.
+    unsafe {
+        while o + 64 <= hi {
+            let (mut a0, mut a1, mut a2, mut a3) = (v0, v0, v0, v0);
+            for t in taps {
+                let p = t.base.offset(o as isize + t.off);
+                let w = _mm512_set1_ps(t.w);
+                a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p), a0);
+                a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p.add(16)), a1);
+                a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p.add(32)), a2);
+                a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p.add(48)), a3);
+            }
+            let d = out.wrapping_add(o);
+            _mm512_storeu_ps(d, a0);
+            _mm512_storeu_ps(d.add(16), a1);
+            _mm512_storeu_ps(d.add(32), a2);
+            _mm512_storeu_ps(d.add(48), a3);
+            o += 64;
+        }
+        while o < hi {
+            let m: __mmask16 = if hi - o >= 16 { 0xffff } else { ((1u32 << (hi - o)) - 1) as u16 };
+            let mut a = v0;
+            for t in taps {
+                let p = t.base.wrapping_offset(o as isize + t.off);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(t.w), _mm512_maskz_loadu_ps(m, p), a);
+            }
+            _mm512_mask_storeu_ps(out.wrapping_add(o), m, a);
+            o += 16;
+        }
+    }
+}
+
+/// [`super::DwFillFn`] with 16-float masked moves: a row of a small plane (7 to 28 floats) is one or two
+/// instructions, and `sw = 2` picks the even floats of two masked loads with one two-source permute — no scalar
+/// tails, no call per row.
+///
+/// # Safety
+/// [`super::DwFillFn`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_dw_fill(copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: super::Stride2Fn) {
+    if sw != 2 {
+        // SAFETY: forwarded contract.
+        return unsafe { crate::kernels::depthwise::fill_body(copies, sw, x, padded, stride2) };
+    }
+    let lanes = |k: usize| -> __mmask16 {
+        if k >= 16 {
+            0xffff
+        } else {
+            ((1u32 << k) - 1) as u16
+        }
+    };
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for c in copies.chunks_exact(3) {
+        let (src, dst, n) = (c[0], c[1], c[2]);
+        // SAFETY: masked lanes are neither read nor written (AVX-512 masked moves suppress faults); every unmasked
+        // lane reads x[src + i] with i ≤ (n − 1)·sw and writes padded[dst + t] with t < n (the contract).
+        unsafe {
+            let (s, d) = (x.add(src), padded.add(dst));
+            let mut t = 0;
+            while t < n {
+                let out = lanes(n - t);
+                // 16 outputs read floats 2t .. 2t + 30; only 2(n − 1) + 1 − 2t of them exist.
+                let avail = 2 * (n - t) - 1;
+                let lo = _mm512_maskz_loadu_ps(lanes(avail), s.add(2 * t));
+                let hi = _mm512_maskz_loadu_ps(lanes(avail.saturating_sub(16)), s.wrapping_add(2 * t + 16));
+                _mm512_mask_storeu_ps(d.add(t), out, _mm512_permutex2var_ps(lo, evens, hi));
+                t += 16;
+            }
         }
     }
 }
