@@ -37,11 +37,12 @@ pub(crate) struct TPanel {
 /// Whether the channel-vectorized lowering is expected to beat the pixel-vectorized one for a convolution with
 /// `pixels` output positions per image, `channels` output channels per group and `k = C_in/g · Π kernel`, on the
 /// selected tier. Measured on ResNet-50 / MobileNetV1 layers (one core, Sapphire Rapids): faster by 1.06–1.29× for
-/// maps ≤ 14×14 with K ≥ 1024; with K ≤ 512 the extra pass through the `pixels × channels` buffer outweighs the
-/// saved lanes (0.84–1.02×). Needs the masked-store kernel with A read in place (AVX-512).
+/// maps ≤ 14×14 with K ≥ 1024, and (since the epilogue runs one row behind the transpose) 1.03–1.16× with K = 512;
+/// with K = 256 the extra pass through the `pixels × channels` buffer outweighs the saved lanes (0.85–0.90×).
+/// Needs the masked-store kernel with A read in place (AVX-512).
 pub fn prefer_conv_t(pixels: usize, channels: usize, k: usize) -> bool {
     let ks = selected_isa().kernels();
-    ks.gemm_seg_arows.is_some() && pixels <= 256 && k >= 1024 && channels >= ks.nr && channels.is_multiple_of(16)
+    ks.gemm_seg_arows.is_some() && pixels <= 256 && k >= 512 && channels >= ks.nr && channels.is_multiple_of(16)
 }
 
 /// `C[rows, cols] = epilogue(W · im2col)` with `wt = Wᵀ` packed (`k × C.rows`), computed channel-vectorized.
