@@ -23,7 +23,7 @@ use super::arch::{Seg, TileEpi};
 use super::gemm::FusedPrefix;
 use super::isa::{selected_isa, tile_info_for};
 use super::window;
-use super::{FusedOp, Im2col, MatMut, PackedB, Scratch};
+use super::{ConvGeometry, FusedOp, Im2col, MatMut, PackedB, Scratch};
 
 /// One panel of pixels: `m` consecutive virtual columns from `v` of the window, C columns from `pix` (relative to
 /// the block's first column).
@@ -34,15 +34,19 @@ pub(crate) struct TPanel {
     m: usize,
 }
 
-/// Whether the channel-vectorized lowering is expected to beat the pixel-vectorized one for a convolution with
-/// `pixels` output positions per image, `channels` output channels per group and `k = C_in/g · Π kernel`, on the
-/// selected tier. Measured on ResNet-50 / MobileNetV1 layers (one core, Sapphire Rapids): faster by 1.06–1.29× for
-/// maps ≤ 14×14 with K ≥ 1024, and (since the epilogue runs one row behind the transpose) 1.03–1.16× with K = 512;
-/// with K = 256 the extra pass through the `pixels × channels` buffer outweighs the saved lanes (0.85–0.90×).
-/// Needs the masked-store kernel with A read in place (AVX-512).
-pub fn prefer_conv_t(pixels: usize, channels: usize, k: usize) -> bool {
+/// Whether the channel-vectorized lowering is expected to beat the pixel-vectorized one for a convolution of
+/// geometry `g` (one image, one group) with `channels` output channels per group, on the selected tier. Measured
+/// on ResNet-50 / MobileNetV1 layers (one core, Sapphire Rapids): maps ≤ 14×14 (≤ 256 pixels) gain 1.06–1.29×
+/// with K ≥ 1024 and 1.03–1.16× with K = 512 (K = 256: 0.85–0.90×, the extra pass through the `pixels × channels`
+/// buffer outweighs the saved lanes); 28×28 stride-1 maps with K ≥ 1024 gain 1.09–1.26× (3×3 128 → 128), but not
+/// strided ones (0.86–0.99×: every channel-block task prepares the whole four-phase window again) nor 56×56
+/// (0.95×). Needs the masked-store kernel with A read in place (AVX-512).
+pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let ks = selected_isa().kernels();
-    ks.gemm_seg_arows.is_some() && pixels <= 256 && k >= 512 && channels >= ks.nr && channels.is_multiple_of(16)
+    let (pixels, k) = (g.n(), g.k());
+    let small = pixels <= 256 && k >= 512;
+    let mid = pixels <= 784 && k >= 1024 && g.strides.iter().all(|&s| s == 1);
+    ks.gemm_seg_arows.is_some() && (small || mid) && channels >= ks.nr && channels.is_multiple_of(16)
 }
 
 /// `C[rows, cols] = epilogue(W · im2col)` with `wt = Wᵀ` packed (`k × C.rows`), computed channel-vectorized.

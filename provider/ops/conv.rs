@@ -215,7 +215,7 @@ fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
     x[1] = w[1] * attrs.group;
     let probe = Conv { attrs: attrs.clone(), const_w: None, const_b: None };
     match probe.shape(&x, w) {
-        Ok(s) => prefer_conv_t(s.geometry.n(), w[0] / attrs.group, s.geometry.k()),
+        Ok(s) => prefer_conv_t(&s.geometry, w[0] / attrs.group),
         Err(_) => false,
     }
 }
@@ -536,11 +536,12 @@ mod tests {
             ([1, 5, 4, 6], [7, 5, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
             ([3, 2, 6, 6], [2, 2, 2, 2], 1, [1, 1], [2, 2], [1, 0, 1, 0]),
             // Channel-vectorized where the tier has it (≥ NR output channels per group, multiple of 16, small
-            // map, K ≥ 512): groups, batch, strides, dilations, asymmetric pads, pointwise, C_out off the lane grid.
+            // map): groups, batch, strides, dilations, asymmetric pads, pointwise, C_out off the lane grid.
             ([2, 240, 7, 7], [64, 120, 3, 3], 2, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([2, 120, 9, 8], [48, 120, 3, 3], 1, [2, 1], [1, 2], [1, 0, 2, 1]),
             ([3, 1024, 5, 5], [32, 1024, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
             ([2, 512, 6, 5], [48, 512, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+            ([1, 128, 20, 21], [48, 128, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([1, 240, 14, 14], [96, 120, 3, 3], 2, [2, 2], [1, 1], [1, 1, 1, 1]),
         ];
         for &(xs, ws, group, strides, dil, pads) in cases {
