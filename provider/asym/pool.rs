@@ -391,8 +391,10 @@ impl Pool {
             }
             sh.notify(w);
         }
-        if sh.cfg.steal && n > 1 {
-            // Idle workers without tasks of their own may steal: wake them too.
+        if sh.cfg.steal {
+            // Idle workers without tasks of their own may steal: wake them too — also for a one-task job, whose
+            // worker may be waiting for its core behind another busy thread (a woken thread does not preempt a
+            // running one at once: ~4 ms per job measured with a busy process on that core).
             for (w, &load) in extra_load.iter().enumerate() {
                 if load == 0 {
                     sh.notify(w);
@@ -541,7 +543,10 @@ impl Shared {
             // `mine` from now.
             let mine = self.time_on(w, back.cost, back.cost_class);
             let owner = s.load_ns.load(Ordering::Relaxed) as f64 * 1e-9;
-            if mine > owner {
+            // A tie is a steal (nothing lost, and the owner may not be running at all); the loads are kept in whole
+            // nanoseconds, so compare with that much slack — strictly, a lone queued task of equal cost on an
+            // equally fast core was never stolen (measured: its owner, behind a busy process, started it 3.8 ms late).
+            if mine > owner + 1e-9 {
                 continue;
             }
             let t = q.pop_back().expect("back exists");
@@ -972,6 +977,48 @@ mod tests {
         eprintln!("thief ran {n} of 9 queued tasks");
         // 9 queued: the thief may take tasks while ≥ 4 remain, i.e. at most 6 (5 if the owner popped first).
         assert!((1..=6).contains(&n), "thief ran {n} tasks");
+    }
+
+    /// An equally fast idle core steals a lone queued task of equal cost (a tie: nothing is lost, and the owner
+    /// may not be running at all). The cost is not a whole number of nanoseconds, as the queue loads are.
+    #[test]
+    fn equal_core_steals_a_tie() {
+        let mask = crate::asym::topology::process_affinity().unwrap_or_default();
+        let cpus: Vec<usize> = mask.iter().copied().take(2).collect();
+        if cpus.len() < 2 {
+            eprintln!("skipped: needs two CPUs");
+            return;
+        }
+        let spec = format!("{}:1024,{}:1024", cpus[0], cpus[1]);
+        let topo = Arc::new(Topology::parse_override(&spec).unwrap());
+        let adapt = Arc::new(Adapt::new(2, AdaptConfig { enabled: false, ..Default::default() }));
+        let pool = Pool::new(topo, PoolConfig::default(), adapt, vec![1.0, 1.0]).unwrap();
+        let cost = 1e-3 / 3.0;
+        let task = |i: usize| Task { batch: 0..1, rows: 0..1, cols: i..i + 1, k: 0..1, k_part: 0, home: 0, cost };
+        let plan = Plan {
+            problem: GemmProblem::new(KernelKind::Gemm, 1, 1, 2, 1),
+            axis: crate::asym::partition::Axis::N,
+            tasks: (0..2).map(task).collect(),
+            k_parts: 1,
+            worker_share: vec![1.0, 0.0],
+            predicted_secs: 2.0 * cost,
+            generation: 0,
+        };
+        let by_thief = AtomicU32::new(0);
+        let blocked = AtomicBool::new(false);
+        pool.run(&plan, &|_t: &Task, ctx: &mut WorkerCtx<'_>| {
+            if ctx.worker == 0 && !blocked.swap(true, Ordering::Relaxed) {
+                // The owner holds its first task until the thief has run the second (or 2 s passed).
+                let t0 = Instant::now();
+                while by_thief.load(Ordering::Acquire) == 0 && t0.elapsed() < Duration::from_secs(2) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            } else if ctx.worker == 1 {
+                by_thief.fetch_add(1, Ordering::Release);
+            }
+        })
+        .unwrap();
+        assert_eq!(by_thief.load(Ordering::Relaxed), 1, "the idle equal core did not steal the queued task");
     }
 
     #[test]
