@@ -379,7 +379,8 @@ fn plane_2d(
     let span = p.span();
     let Scratch { v0: fin, v1: padded, out: obuf, taps: tap_list, dw_offs, .. } = scratch;
     // Tap offsets from the virtual position, then (after `taps` entries) the copy plan of the input rows:
-    // (source offset in the channel plane, destination offset in the phases, column phase) triples.
+    // (source offset in the channel plane, destination offset in the phases, count) triples, one per input row
+    // and column phase.
     dw_offs.clear();
     for kh in 0..p.kh {
         for kw in 0..p.kw {
