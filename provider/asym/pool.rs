@@ -14,11 +14,13 @@
 //! # Queues and stealing
 //! Each worker has a FIFO (a `parking_lot` mutex around a `VecDeque`; tasks are tens of µs, so a lock per task is
 //! noise) and an atomic mirror of its length and of its predicted remaining work. A task goes to its plan's home
-//! queue ([`Dispatch::Home`]) or, for tasks with home [`ANY_WORKER`](super::partition::ANY_WORKER) or under [`Dispatch::LeastLoaded`], to the queue
-//! whose worker is predicted to finish it first (on a tie, not the worker on the caller's current CPU). An idle worker pops its own queue front; if empty it steals from
-//! the back of other queues — its cluster first, then its class, then the other classes fastest first — but only a
-//! task it would finish no later than the owner would: `cost on thief ≤ owner's predicted queued work` (costs in
-//! seconds from the cost model, scaled by the live measured speeds of adaptation).
+//! queue ([`Dispatch::Home`]) or, for tasks with home [`ANY_WORKER`](super::partition::ANY_WORKER) or under
+//! [`Dispatch::LeastLoaded`], to the queue whose worker is predicted to finish it first (on a tie, not the worker on
+//! the caller's current CPU). An idle worker pops its own queue front; if empty it steals from the back of other
+//! queues — its cluster first, then its class, then the other classes fastest first — but only a task it would
+//! finish sooner than the owner would: `cost on thief < owner's predicted queued work`, a tie only from an owner
+//! that is not running a task ([`may_steal`]; costs in seconds from the cost model, scaled by the live measured
+//! speeds of adaptation).
 //!
 //! # Idling
 //! An idle worker spins (checking the atomic queue lengths, no locks) for `spin`, then parks on its own condition

@@ -73,10 +73,8 @@ pub fn depthwise_conv(
 pub(crate) enum DwPath {
     /// Padded phase-split plane for 1-D/2-D (when it fits), general otherwise.
     Auto,
-    General,
-    /// Padded phase-split plane (1-D / 2-D); falls back to General when not applicable.
     #[cfg_attr(not(test), allow(dead_code))]
-    Plane,
+    General,
 }
 
 /// [`depthwise_conv`] on a given tier and path.

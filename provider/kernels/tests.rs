@@ -812,8 +812,8 @@ fn depthwise_matches_direct_conv() {
             let cs = rng.range(1, 2);
             let rs = g.n() * cs + 3;
             let mut buf = vec![f32::NAN; c_out * rs];
-            // Every path on every kind of case (3 paths; the fixed cases come in sixes, the random ones in fours).
-            let path = [DwPath::Auto, DwPath::General, DwPath::Plane][case % 3];
+            // Both paths on every kind of case (the fixed cases come in sixes, the random ones in fours).
+            let path = [DwPath::Auto, DwPath::General][case % 2];
             {
                 let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
                 for r in random_split(&mut rng, c_out, 1) {

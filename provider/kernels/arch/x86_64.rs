@@ -102,8 +102,9 @@ unsafe fn avx512_dw_row(lo: usize, hi: usize, taps: &[crate::kernels::depthwise:
 /// [`super::DwFillFn`]'s contract; AVX-512F must be available.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn avx512_dw_fill(copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: super::Stride2Fn) {
-    // Rows longer than one 16-float chunk go through the portable body (the AVX2 shuffle kernel): measured faster
-    // there on MobileNet's 56 → 28 layer (0.94–1.03× the CPU EP against 0.62–0.67× with the masked moves).
+    // Rows longer than one 16-float chunk (judged by the first copy; the loop below is exact for any length) go
+    // through the portable body (the AVX2 shuffle kernel): measured faster there on MobileNet's 56 → 28 layer
+    // (0.94–1.03× the CPU EP against 0.62–0.67× with the masked moves).
     if sw != 2 || copies.get(2).is_some_and(|&n| n > 16) {
         // SAFETY: forwarded contract.
         return unsafe { crate::kernels::depthwise::fill_body(copies, sw, x, padded, stride2) };
