@@ -11,7 +11,7 @@ ort.register_execution_provider_library("AsyMoExecutionProvider", lib)
 devs=[d for d in ort.get_ep_devices() if d.ep_name=="AsyMoExecutionProvider"]
 rounds=int(os.environ.get("ROUNDS","10"))
 def mk(conv_t):
-    os.environ["ASYMO_CONV_T"]="1" if conv_t else "0"
+    os.environ["ASYMO_CONV_T"]=os.environ.get("NEW_MODE","1") if conv_t else "0"
     so=ort.SessionOptions(); so.intra_op_num_threads=1
     so.add_provider_for_devices(devs, {} if os.environ.get("CORES")=="all" else {"cores":"0"})
     return ort.InferenceSession(m, so)

@@ -46,7 +46,8 @@ pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let (pixels, k) = (g.n(), g.k());
     let small = pixels <= 256 && k >= 512;
     let mid = pixels <= 784 && k >= 1024 && g.strides.iter().all(|&s| s == 1);
-    ks.gemm_seg_arows.is_some() && (small || mid) && channels >= ks.nr && channels.is_multiple_of(16)
+    let force = std::env::var("ASYMO_CONV_T").is_ok_and(|v| v == "all");
+    ks.gemm_seg_arows.is_some() && (small || mid || force) && channels >= ks.nr && channels.is_multiple_of(16)
 }
 
 /// `C[rows, cols] = epilogue(W · im2col)` with `wt = Wᵀ` packed (`k × C.rows`), computed channel-vectorized.
@@ -91,7 +92,7 @@ pub(crate) fn conv_t_block(
     // With A read in place (every tile through the masked-store kernel), the epilogue's simple prefix (biases,
     // then one Relu / Clip) runs in registers on the last pass, C's rows (channels) being the tile's lanes and its
     // columns (pixels) the tile's rows; the rest runs on C after the transpose.
-    let fused = ks.gemm_seg_arows.and(FusedPrefix::of(ops));
+    let fused = ks.gemm_seg_arows.and(FusedPrefix::of(ops, false));
     let rest = &ops[fused.map_or(0, |f| f.len)..];
     let mut pc = 0;
     while pc < k {

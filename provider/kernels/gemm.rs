@@ -220,7 +220,7 @@ fn driver(
         AOperand::Packed(pa) if pa.mr() == mr => Some(pa),
         _ => None,
     };
-    let fused = FusedPrefix::of(ops);
+    let fused = FusedPrefix::of(ops, true);
     let tile = tile.get(mr * nr).as_mut_ptr();
     // Shifted B rows are read in place by tiers with a masked-store kernel (at most 8 runs per tile: pitch ≥ 8).
     let in_place_ok = ks.gemm_seg.is_some() && c.cs == 1 && map.pitch >= 8;
@@ -321,30 +321,43 @@ struct Pass<'a, 'c> {
     tile: *mut f32,
 }
 
-/// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute) then at most
-/// one Relu / Clip.
+/// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute), then at most
+/// one residual `Add` with contiguous columns (when the caller's tile layout is C's), then at most one Relu / Clip.
 #[derive(Clone, Copy)]
 pub(crate) struct FusedPrefix<'a> {
     /// Number of ops covered.
     pub(crate) len: usize,
     pub(crate) row_bias: Option<&'a [f32]>,
     pub(crate) col_bias: Option<&'a [f32]>,
-    /// Clamp settings (bias pointers are set per tile).
+    pub(crate) residual: Option<super::MatRef<'a>>,
+    /// Clamp settings (bias and residual pointers are set per tile).
     pub(crate) tile: TileEpi,
 }
 
 impl<'a> FusedPrefix<'a> {
-    pub(crate) fn of(ops: &[FusedOp<'a>]) -> Option<Self> {
+    /// `residual_ok`: the micro-kernel's tile lanes are C's columns (not so for the transposed lowering).
+    pub(crate) fn of(ops: &[FusedOp<'a>], residual_ok: bool) -> Option<Self> {
         let mut f = FusedPrefix {
             len: 0,
             row_bias: None,
             col_bias: None,
-            tile: TileEpi { row_bias: std::ptr::null(), col_bias: std::ptr::null(), clamp: false, lo: 0.0, hi: 0.0 },
+            residual: None,
+            tile: TileEpi {
+                row_bias: std::ptr::null(),
+                col_bias: std::ptr::null(),
+                res: std::ptr::null(),
+                res_rs: 0,
+                clamp: false,
+                lo: 0.0,
+                hi: 0.0,
+            },
         };
         for op in ops {
             match *op {
-                FusedOp::RowBias(b) if f.row_bias.is_none() => f.row_bias = Some(b),
-                FusedOp::ColBias(b) if f.col_bias.is_none() => f.col_bias = Some(b),
+                // Biases after the residual would be added in a different order than the graph's: stop there.
+                FusedOp::RowBias(b) if f.row_bias.is_none() && f.residual.is_none() => f.row_bias = Some(b),
+                FusedOp::ColBias(b) if f.col_bias.is_none() && f.residual.is_none() => f.col_bias = Some(b),
+                FusedOp::Add(src) if residual_ok && src.cs == 1 && f.residual.is_none() => f.residual = Some(src),
                 FusedOp::Relu => {
                     (f.tile.clamp, f.tile.lo, f.tile.hi) = (true, 0.0, f32::INFINITY);
                     f.len += 1;
@@ -406,6 +419,8 @@ impl Pass<'_, '_> {
                         let e = TileEpi {
                             row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ti)),
                             col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(tc)),
+                            res: f.residual.map_or(std::ptr::null(), |r| r.ptr_at(ti, tc)),
+                            res_rs: f.residual.map_or(0, |r| r.rs),
                             ..f.tile
                         };
                         (Some(e), &self.ops[f.len..])
@@ -448,6 +463,8 @@ impl Pass<'_, '_> {
                             let e = TileEpi {
                                 row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ri.start)),
                                 col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+                                res: f.residual.map_or(std::ptr::null(), |r| r.ptr_at(ri.start, 0)),
+                                res_rs: f.residual.map_or(0, |r| r.rs),
                                 ..f.tile
                             };
                             (Some(e), &self.ops[f.len..])

@@ -117,13 +117,32 @@ struct EpiData {
     col_bias: Vec<f32>,
     add: Vec<f32>,
     add_row: Vec<f32>,
+    /// A residual with padded rows (row stride n + 3).
+    add_padded: Vec<f32>,
 }
 
 fn epi_data(rng: &mut Rng, m: usize, n: usize) -> EpiData {
-    EpiData { row_bias: rng.vec(m), col_bias: rng.vec(n), add: rng.vec(m * n), add_row: rng.vec(n) }
+    EpiData {
+        row_bias: rng.vec(m),
+        col_bias: rng.vec(n),
+        add: rng.vec(m * n),
+        add_row: rng.vec(n),
+        add_padded: rng.vec(m * (n + 3)),
+    }
 }
 
 fn random_ops<'a>(rng: &mut Rng, d: &'a EpiData, m: usize, n: usize) -> Vec<FusedOp<'a>> {
+    if rng.range(0, 5) == 0 {
+        // A residual block's chain (bias, Add, activation), which the micro-kernels fuse into their store.
+        let res = if rng.range(0, 2) == 0 {
+            MatRef::row_major(&d.add, m, n)
+        } else {
+            MatRef::new(&d.add_padded, m, n, n as isize + 3, 1)
+        };
+        let bias = if rng.range(0, 2) == 0 { FusedOp::RowBias(&d.row_bias) } else { FusedOp::ColBias(&d.col_bias) };
+        let act = if rng.range(0, 2) == 0 { FusedOp::Relu } else { FusedOp::Clip { lo: -0.3, hi: 0.4 } };
+        return vec![bias, FusedOp::Add(res), act];
+    }
     let mut ops = vec![];
     for _ in 0..rng.range(0, 3) {
         ops.push(match rng.range(0, 12) {
@@ -251,6 +270,18 @@ fn epilogue_ops_alone_and_chained_on_every_tier() {
                 vec![FusedOp::Scale(2.0), FusedOp::Sigmoid],
                 vec![FusedOp::ColBias(&d.col_bias), FusedOp::HardSwish, FusedOp::Add(MatRef::row_major(&d.add, m, n))],
                 vec![FusedOp::RowBias(&d.row_bias), FusedOp::Clip { lo: 0.0, hi: 6.0 }],
+                vec![FusedOp::RowBias(&d.row_bias), FusedOp::Add(MatRef::row_major(&d.add, m, n)), FusedOp::Relu],
+                vec![
+                    FusedOp::Add(MatRef::new(&d.add_padded, m, n, n as isize + 3, 1)),
+                    FusedOp::RowBias(&d.row_bias),
+                    FusedOp::Relu,
+                ],
+                vec![
+                    FusedOp::ColBias(&d.col_bias),
+                    FusedOp::Add(MatRef::new(&d.add_padded, m, n, n as isize + 3, 1)),
+                    FusedOp::Add(MatRef::row_major(&d.add, m, n)),
+                    FusedOp::Clip { lo: -0.2, hi: 0.3 },
+                ],
             ])
             .collect();
         for ops in singles {

@@ -64,6 +64,7 @@ unsafe fn neon_mmm_f32_8x12(
         let e = epi.as_ref().copied();
         let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
         let cb = e.map_or(std::ptr::null(), |e| e.col_bias);
+        let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (vdupq_n_f32(e.lo), vdupq_n_f32(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
@@ -74,6 +75,9 @@ unsafe fn neon_mmm_f32_8x12(
                 }
                 if !cb.is_null() {
                     v = vaddq_f32(v, vld1q_f32(cb.add(4 * j)));
+                }
+                if !res.is_null() {
+                    v = vaddq_f32(v, vld1q_f32(res.offset(i as isize * res_rs).add(4 * j)));
                 }
                 if let Some((lo, hi)) = clamp {
                     // FMAX/FMIN propagate NaN — the FusedOp::Clip semantics (as ORT's Clip).

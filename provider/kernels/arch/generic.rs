@@ -59,6 +59,11 @@ pub(crate) unsafe fn mmm_body<const M: usize, const N: usize>(
                 let b = unsafe { std::slice::from_raw_parts(e.col_bias, N) };
                 row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
+            if !e.res.is_null() {
+                // SAFETY: row i of the residual holds N floats at res + i·res_rs (TileEpi's contract).
+                let r = unsafe { std::slice::from_raw_parts(e.res.offset(i as isize * e.res_rs), N) };
+                row.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+            }
             if e.clamp {
                 row.iter_mut().for_each(|v| {
                     // Comparisons that keep NaN (ORT's Clip/Relu semantics).

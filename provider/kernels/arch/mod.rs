@@ -75,13 +75,17 @@ pub(crate) type GemmSegAUkr = unsafe fn(
 );
 
 /// The part of an epilogue a micro-kernel applies in registers before storing a tile:
-/// `y = clamp(y + row_bias[i] + col_bias[j], lo, hi)`, each part optional.
+/// `y = clamp(y + row_bias[i] + col_bias[j] + res[i, j], lo, hi)`, each part optional, in that order.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TileEpi {
     /// MR per-row values for this tile, or null.
     pub(crate) row_bias: *const f32,
     /// NR per-column values for this tile, or null.
     pub(crate) col_bias: *const f32,
+    /// A residual addend laid out like the tile (element (i, t) at `res + i·res_rs + t`, lanes through the same
+    /// segments as C), or null.
+    pub(crate) res: *const f32,
+    pub(crate) res_rs: isize,
     /// Whether to clamp to `[lo, hi]` (NaN stays NaN, as `FusedOp::Clip` / `Relu`).
     pub(crate) clamp: bool,
     pub(crate) lo: f32,

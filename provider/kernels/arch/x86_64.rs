@@ -196,6 +196,7 @@ unsafe fn avx2_mmm_f32_6x16(
             Some(p) => (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))),
             None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
         };
+        let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (_mm256_set1_ps(e.lo), _mm256_set1_ps(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
@@ -212,6 +213,11 @@ unsafe fn avx2_mmm_f32_6x16(
             if cb.is_some() {
                 v0 = _mm256_add_ps(v0, cb0);
                 v1 = _mm256_add_ps(v1, cb1);
+            }
+            if !res.is_null() {
+                let rp = res.offset(i as isize * res_rs);
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rp));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rp.add(8)));
             }
             if let Some((lo, hi)) = clamp {
                 // max/min return their second operand when either is NaN: with v second, NaN propagates (ORT's Clip).
@@ -333,8 +339,8 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool>(
 /// The AVX-512 micro-kernel on the first `M` rows of a 12-row A panel: 2·M zmm accumulators, 2 B loads and M
 /// broadcasts per step. B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
 /// `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
-/// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias, when present, is read
-/// through the same masks (`col_bias + seg.delta + t`).
+/// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias and the residual, when
+/// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`).
 ///
 /// # Safety
 /// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
@@ -443,6 +449,7 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
             Some(p) => gather(p),
             None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
         };
+        let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (_mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi)));
         for (i, row) in acc.iter().enumerate() {
             let cp = c.offset(i as isize * rsc);
@@ -460,6 +467,11 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
             if cb.is_some() {
                 v0 = _mm512_add_ps(v0, cb0);
                 v1 = _mm512_add_ps(v1, cb1);
+            }
+            if !res.is_null() {
+                let (r0, r1) = gather(res.wrapping_offset(i as isize * res_rs));
+                v0 = _mm512_add_ps(v0, r0);
+                v1 = _mm512_add_ps(v1, r1);
             }
             if let Some((lo, hi)) = clamp {
                 // max/min return their second operand when either is NaN: with v second, NaN propagates (ORT's Clip).
