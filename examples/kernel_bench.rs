@@ -334,6 +334,8 @@ fn main() {
         bench_gemv(&cx, "gemv 1x4096x4096", 4096, 4096, &mut rng);
         bench_gemv(&cx, "gemv 1x1024x4096 (K 1024, N 4096)", 4096, 1024, &mut rng);
         bench_gemv(&cx, "resnet50 fc 1x2048x1000", 1000, 2048, &mut rng);
+        bench_gemv(&cx, "char-rnn step 1x512x1024", 1024, 512, &mut rng);
+        bench_gemv(&cx, "char-rnn step 1x321x1024", 1024, 321, &mut rng);
         bench_gemv_col(&cx, "mobilenet fc conv1x1 M1000 K1024 N1 (packed A)", 1000, 1024, &mut rng);
         for (c, hw, s) in [
             (32, 112, 1),

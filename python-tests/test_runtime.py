@@ -201,6 +201,35 @@ def test_mismatched_shapes_at_run_are_clear_errors(asymo, case):
     harness.check_placement(harness.assignment(sess), min_on_ep=1)
 
 
+# ------------------------------------------------------------------------------------------------ shared weights
+
+def test_nodes_sharing_weights(asymo):
+    """One initializer read by several MatMul/Gemm nodes (an unrolled RNN's weights) is packed once per Compile;
+    a bit-identical copy under another name shares it, a near-identical one and the other Gemm layout do not."""
+    r = np.random.default_rng(21)
+    w = r.standard_normal((16, 16)).astype(np.float32)
+    near = w.copy()
+    near[5, 7] += 1e-3
+    inits = [numpy_helper.from_array(a, n) for n, a in
+             [("w", w), ("w_copy", w.copy()), ("w_near", near), ("bias", r.standard_normal(16).astype(np.float32))]]
+    nodes, prev, outs = [], "x", []
+    steps = [("MatMul", "w", {}), ("MatMul", "w", {}), ("MatMul", "w_copy", {}), ("MatMul", "w_near", {}),
+             ("Gemm", "w", {"transB": 1}), ("Gemm", "w", {}), ("Gemm", "w_copy", {"transB": 1}),
+             ("Gemm", "w_near", {"transB": 1})]
+    for i, (op, wname, attrs) in enumerate(steps):
+        ins = [prev, wname] + (["bias"] if op == "Gemm" else [])
+        nodes.append(helper.make_node(op, ins, [f"h{i}"], name=f"{op}{i}", **attrs))
+        nodes.append(helper.make_node("Tanh", [f"h{i}"], [f"t{i}"], name=f"tanh{i}"))
+        prev = f"t{i}"
+        outs.append(helper.make_tensor_value_info(f"h{i}", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "shared_weights", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 16])],
+                              outs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = models.IR_VERSION
+    result = harness.compare(m, {"x": r.standard_normal((3, 16)).astype(np.float32)})
+    harness.check_placement(result.assignment, min_on_ep=len(steps))
+
+
 # ------------------------------------------------------------------------------------------------ other dtypes
 
 def _single(op, inputs, inits, out_type, attrs=None, opset=17):

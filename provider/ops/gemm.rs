@@ -50,7 +50,7 @@ pub(super) struct Gemm {
     alpha: f32,
     beta: f32,
     const_a: Option<(Vec<usize>, PackedA)>,
-    const_b: Option<(Vec<usize>, PackedB)>,
+    const_b: Option<(Vec<usize>, std::sync::Arc<PackedB>)>,
     const_c: Option<Arc<Tensor>>,
 }
 
@@ -84,7 +84,7 @@ fn c_view<'a>(c: TensorView<'a>, m: usize, n: usize) -> Result<MatRef<'a>> {
 }
 
 impl Gemm {
-    pub(super) fn build(node: &NodeDesc) -> Result<Self> {
+    pub(super) fn build(node: &NodeDesc, weights: &mut super::SharedWeights) -> Result<Self> {
         let trans_a = node.attr_int("transA", 0)? != 0;
         let trans_b = node.attr_int("transB", 0)? != 0;
         let pack_2d = |t: &Tensor, i: usize| -> Result<()> {
@@ -103,7 +103,8 @@ impl Gemm {
         let const_b = match node.constant(1) {
             Some(t) => {
                 pack_2d(&t, 1)?;
-                Some((t.shape.clone(), PackedB::pack(op_view(&t.data, &t.shape, trans_b))))
+                let how = if trans_b { "gemm.b.t" } else { "gemm.b" };
+                Some((t.shape.clone(), weights.packed(how, &t, |t| PackedB::pack(op_view(&t.data, &t.shape, trans_b)))))
             }
             None => None,
         };

@@ -30,7 +30,7 @@ pub(super) struct MatMul {
 #[derive(Debug)]
 struct ConstB {
     shape: Vec<usize>,
-    packed: Vec<PackedB>,
+    packed: std::sync::Arc<Vec<PackedB>>,
 }
 
 /// Shapes of one MatMul after 1-D promotion.
@@ -126,15 +126,17 @@ pub(super) fn broadcast_indices(out: &[usize], input: &[usize]) -> Vec<usize> {
 }
 
 impl MatMul {
-    pub(super) fn build(node: &NodeDesc) -> Result<Self> {
+    pub(super) fn build(node: &NodeDesc, weights: &mut super::SharedWeights) -> Result<Self> {
         let const_b = node.constant(1).map(|t| {
             let (k, n, count) = match t.shape.len() {
                 1 => (t.shape[0], 1, 1),
                 r => (t.shape[r - 2], t.shape[r - 1], numel(&t.shape[..r - 2])),
             };
-            let packed = (0..count)
-                .map(|i| PackedB::pack(MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n)))
-                .collect();
+            let packed = weights.packed("matmul.b", &t, |t| {
+                (0..count)
+                    .map(|i| PackedB::pack(MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n)))
+                    .collect::<Vec<_>>()
+            });
             ConstB { shape: t.shape.clone(), packed }
         });
         Ok(MatMul { const_a: node.constant(0), const_b })

@@ -10,12 +10,14 @@ pub mod epilogue;
 pub mod exec;
 mod gemm;
 mod matmul;
+mod weights;
 
 use std::sync::Arc;
 
 pub use asymo_ep_ffi::{AttrValue, Error, Result};
 pub use epilogue::{BoundEpilogue, Epilogue};
 pub use exec::{Executor, GemmJob, SerialExecutor};
+pub use weights::SharedWeights;
 
 /// ONNX element type code of float32.
 pub const FLOAT: i32 = 1;
@@ -187,16 +189,21 @@ enum Op {
 impl OpPlan {
     /// Build the plan of a supported node whose constant inputs carry their data.
     pub fn build(node: &NodeDesc) -> Result<OpPlan> {
-        Self::build_fused(node, &[]).map(|(plan, _)| plan)
+        Self::build_fused(node, &[], &mut SharedWeights::default()).map(|(plan, _)| plan)
     }
 
     /// Build the plan of a supported node followed by a chain of fused elementwise nodes (see [`epilogue`]).
     /// Returns the plan and the run-time input slots: the node's inputs, then the epilogue's residual inputs.
-    pub fn build_fused(node: &NodeDesc, chain: &[NodeDesc]) -> Result<(OpPlan, Vec<Option<ValueDesc>>)> {
+    /// Constant B operands are packed through `weights` (one packed copy per distinct tensor in a Compile).
+    pub fn build_fused(
+        node: &NodeDesc,
+        chain: &[NodeDesc],
+        weights: &mut SharedWeights,
+    ) -> Result<(OpPlan, Vec<Option<ValueDesc>>)> {
         check_support(node).map_err(Error::invalid_argument)?;
         let op = match node.op_type.as_str() {
-            "MatMul" => Op::MatMul(matmul::MatMul::build(node)?),
-            "Gemm" => Op::Gemm(gemm::Gemm::build(node)?),
+            "MatMul" => Op::MatMul(matmul::MatMul::build(node, weights)?),
+            "Gemm" => Op::Gemm(gemm::Gemm::build(node, weights)?),
             "Conv" => Op::Conv(conv::Conv::build(node)?),
             _ => unreachable!("check_support accepted only claimed ops"),
         };

@@ -17,7 +17,7 @@ use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::ops::{check_support, epilogue, gemm_work, OpPlan};
+use crate::ops::{check_support, epilogue, gemm_work, OpPlan, SharedWeights};
 use crate::options::EpConfig;
 use crate::runtime::Shared;
 
@@ -200,11 +200,12 @@ impl Ep {
         }
         let mut built: Vec<Box<ComputeInfo>> = Vec::with_capacity(count);
         let mut reuse = self.reuse.lock();
+        let mut weights = SharedWeights::default();
         for i in 0..count {
             // SAFETY: i < count entries in both arrays (caller contract).
             let (graph, fused) = unsafe { (*graphs.add(i), *fused_nodes.add(i)) };
             // SAFETY: graph and fused node are live for this call.
-            let (info, work) = unsafe { self.compile_one(graph, fused) }?;
+            let (info, work) = unsafe { self.compile_one(graph, fused, &mut weights) }?;
             if let Some(work) = work {
                 reuse.add(work);
             }
@@ -230,6 +231,7 @@ impl Ep {
         &self,
         graph: *const OrtGraph,
         fused: *const OrtNode,
+        weights: &mut SharedWeights,
     ) -> Result<(Box<ComputeInfo>, Option<crate::asym::reuse::GemmWork>)> {
         // SAFETY (all calls): graph, its nodes and the fused node are live for this callback.
         unsafe {
@@ -250,7 +252,7 @@ impl Ep {
             }
             let chain = descs.split_off(1);
             let desc = descs.pop().expect("main node");
-            let (plan, slots) = OpPlan::build_fused(&desc, &chain)?;
+            let (plan, slots) = OpPlan::build_fused(&desc, &chain, weights)?;
             if self.config.log_plan {
                 self.log(LogLevel::Warning, &format!("AsyMo EP plan {}", plan.describe()));
             }
