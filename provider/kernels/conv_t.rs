@@ -199,9 +199,9 @@ pub(crate) fn conv_t_block(
         }
         pc += kb;
     }
-    // Transpose into C, one channel row at a time, and run the epilogue on each row while it is in L1 — one row
-    // behind the transpose: read right after its scalar stores, the epilogue's vector loads could not be forwarded
-    // from them and would stall.
+    // Transpose into C and run the epilogue on C's rows while they are in L1 — one group of rows behind the
+    // transpose: read right after the transpose's narrower stores, the epilogue's vector loads could not be
+    // forwarded from them and would stall.
     let epilogue_row = |ch: usize| {
         if c.cs == 1 {
             // SAFETY: the row run is npix contiguous floats of the caller's block.
@@ -216,18 +216,30 @@ pub(crate) fn conv_t_block(
             }
         }
     };
-    for ch in 0..nch {
-        for p in 0..npix {
-            // SAFETY: (p, ch) is inside the npix × ldt buffer, written by the passes above; (r0 + ch, cols.start + p)
-            // is in the caller's block.
-            unsafe { *c.ptr_at(r0 + ch, cols.start + p) = *ct.add(p * ldt + ch) };
+    // Eight channel rows at a time (the tier's in-register 8 × 8 transpose), the epilogue one group behind.
+    const G: usize = 8;
+    for g0 in (0..nch).step_by(G) {
+        let g = G.min(nch - g0);
+        if c.cs == 1 && c.rs > 0 {
+            // SAFETY: pixels 0..npix × channels g0..g0+g of the buffer were written above; C rows r0+g0.. (row
+            // stride rs, columns contiguous) from column cols.start are npix floats of the caller's block.
+            unsafe {
+                (ks.transpose)(npix, g, ct.add(g0), ldt, c.ptr_at(r0 + g0, cols.start), c.rs as usize);
+            }
+        } else {
+            for ch in g0..g0 + g {
+                for p in 0..npix {
+                    // SAFETY: (p, ch) is inside the npix × ldt buffer; (r0 + ch, cols.start + p) is in the block.
+                    unsafe { *c.ptr_at(r0 + ch, cols.start + p) = *ct.add(p * ldt + ch) };
+                }
+            }
         }
-        if !rest.is_empty() && ch > 0 {
-            epilogue_row(ch - 1);
+        if !rest.is_empty() && g0 > 0 {
+            (g0 - G..g0).for_each(epilogue_row);
         }
     }
     if !rest.is_empty() && nch > 0 {
-        epilogue_row(nch - 1);
+        ((nch - 1) / G * G..nch).for_each(epilogue_row);
     }
 }
 

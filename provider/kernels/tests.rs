@@ -1020,3 +1020,32 @@ fn nan_propagates_through_relu_clip_hardsigmoid_on_every_tier() {
         }
     }
 }
+
+/// The tiers' block transpose (the channel-vectorized convolution's buffer into C): every shape around the 8 × 8
+/// register blocks, padded source and destination rows, nothing written outside the block.
+#[test]
+fn transpose_every_tier() {
+    let mut rng = Rng::new(0x7A);
+    for isa in tiers() {
+        let ks = isa.kernels();
+        for &rows in &[1, 2, 7, 8, 9, 15, 16, 17, 49, 196] {
+            for &cols in &[1, 3, 8, 9, 16, 23, 32] {
+                let (lds, ldd) = (cols + rng.range(0, 5), rows + rng.range(0, 5));
+                let src = rng.vec(rows * lds);
+                let mut dst = vec![f32::NAN; cols * ldd];
+                // SAFETY: src holds rows rows of lds ≥ cols floats, dst cols rows of ldd ≥ rows floats.
+                unsafe { (ks.transpose)(rows, cols, src.as_ptr(), lds, dst.as_mut_ptr(), ldd) };
+                for j in 0..cols {
+                    for i in 0..ldd {
+                        let got = dst[j * ldd + i];
+                        if i < rows {
+                            assert_eq!(got, src[i * lds + j], "{} {rows}x{cols} at ({i}, {j})", isa.name());
+                        } else {
+                            assert!(got.is_nan(), "{} {rows}x{cols}: wrote padding ({i}, {j})", isa.name());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

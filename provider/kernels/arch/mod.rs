@@ -119,6 +119,11 @@ pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwi
 /// `dst[t] = src[2·t]` for `t < n` (`src` readable for `2·n − 1` floats): stride-2 phase splits.
 pub(crate) type Stride2Fn = unsafe fn(n: usize, src: *const f32, dst: *mut f32);
 
+/// `dst[j·ldd + i] = src[i·lds + j]` for `i < rows`, `j < cols` (a `rows × cols` block transposed; the
+/// channel-vectorized convolution's `pixels × channels` buffer into C's channel rows).
+pub(crate) type TransposeFn =
+    unsafe fn(rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize);
+
 /// Fill the phase-split padded plane of one depthwise channel: for each `(src, dst, n)` triple of `copies`,
 /// `padded[dst + t] = x[src + t·sw]` for `t < n` (`stride2` does `sw = 2`). See `depthwise::plane_2d`.
 pub(crate) type DwFillFn = unsafe fn(copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: Stride2Fn);
@@ -143,6 +148,7 @@ pub(crate) struct KernelSet {
     pub(crate) dw_row: DwRowFn,
     pub(crate) stride2: Stride2Fn,
     pub(crate) dw_fill: DwFillFn,
+    pub(crate) transpose: TransposeFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -233,9 +239,35 @@ macro_rules! portable_wrappers {
             // SAFETY: `DwFillFn`'s contract.
             unsafe { depthwise::fill_body(copies, sw, x, padded, stride2) }
         }
+
+        $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn transpose(rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+            // SAFETY: `TransposeFn`'s contract.
+            unsafe { crate::kernels::arch::transpose_body(rows, cols, src, lds, dst, ldd) }
+        }
     };
 }
 pub(crate) use portable_wrappers;
+
+/// Portable [`TransposeFn`]: 8 × 8 blocks, so each source row and destination row is touched in runs.
+///
+/// # Safety
+/// `src` is readable at `i·lds + j` and `dst` writable at `j·ldd + i` for every `i < rows`, `j < cols`; the two do
+/// not overlap.
+#[inline(always)]
+pub(crate) unsafe fn transpose_body(rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    const B: usize = 8;
+    for i0 in (0..rows).step_by(B) {
+        for j0 in (0..cols).step_by(B) {
+            for j in j0..(j0 + B).min(cols) {
+                for i in i0..(i0 + B).min(rows) {
+                    // SAFETY: i < rows, j < cols (the contract's ranges).
+                    unsafe { *dst.add(j * ldd + i) = *src.add(i * lds + j) };
+                }
+            }
+        }
+    }
+}
 
 /// Build a `KernelSet` from a module holding `portable_wrappers!` and a micro-kernel.
 macro_rules! make_kernel_set {
@@ -258,6 +290,7 @@ macro_rules! make_kernel_set {
             dw_row: w::dw_row,
             stride2: w::stride2,
             dw_fill: w::dw_fill,
+            transpose: w::transpose,
         }
     }};
 }

@@ -8,10 +8,12 @@ use std::arch::x86_64::*;
 
 pub(crate) static AVX2: KernelSet = KernelSet {
     stride2: avx2_stride2,
+    transpose: avx2_transpose,
     ..make_kernel_set!(Isa::Avx2, 6, 16, "avx2_mmm_f32_6x16", avx2_mmm_f32_6x16, avx2w)
 };
 pub(crate) static AVX512: KernelSet = KernelSet {
     stride2: avx2_stride2,
+    transpose: avx2_transpose,
     dw_fill: avx512_dw_fill,
     dw_row: avx512_dw_row,
     gemm_seg: Some(avx512_mmm_f32_12x32_seg),
@@ -25,6 +27,58 @@ mod avx2w {
 
 mod avx512w {
     crate::kernels::arch::portable_wrappers!(32, true, "avx512f,avx2,fma");
+}
+
+/// [`super::TransposeFn`]: whole 8 × 8 blocks through registers (8 row loads, 24 shuffles, 8 row stores), the
+/// ragged edges through the portable body.
+///
+/// # Safety
+/// [`super::TransposeFn`]'s contract; AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
+    // SAFETY: every block below lies inside rows × cols (the contract's ranges); AVX2 is enabled here.
+    unsafe {
+        for i0 in (0..r8).step_by(8) {
+            for j0 in (0..c8).step_by(8) {
+                let s = src.add(i0 * lds + j0);
+                let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * lds)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let out = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                let d = dst.add(j0 * ldd + i0);
+                for (j, v) in out.iter().enumerate() {
+                    _mm256_storeu_ps(d.add(j * ldd), *v);
+                }
+            }
+        }
+        // Right edge (columns c8..) of the whole-row part, then the bottom rows r8.. over every column.
+        super::transpose_body(r8, cols - c8, src.add(c8), lds, dst.add(c8 * ldd), ldd);
+        super::transpose_body(rows - r8, cols, src.add(r8 * lds), lds, dst.add(r8), ldd);
+    }
 }
 
 /// `dst[t] = src[2t]` ([`super::Stride2Fn`]), 8 outputs per shuffle + lane permute.
