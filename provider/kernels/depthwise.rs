@@ -1,7 +1,9 @@
 //! Depthwise convolution (group = C_in, channel multiplier allowed), any rank ≥ 1, any pads/strides/dilations.
 //!
-//! Two paths, both vectorized through the tier's target features, the epilogue applied to each finished channel
+//! Three paths, all vectorized through the tier's target features, the epilogue applied to each finished channel
 //! row (bias is the accumulators' initial value):
+//! - **direct 3×3** (AVX-512; 2-D 3×3, stride 1 or 2, dilation 1 — MobileNet's layers): each output row computed
+//!   straight from the input rows through lane masks (padding is masked-off lanes), no copy of the plane;
 //! - **plane** (1-D / 2-D, the default): each input plane is copied once into a zero-padded buffer split into its
 //!   row- and column-stride phases, so every tap of every output is one constant offset from the output's
 //!   position in a virtual row of pitch `wq` — any stride, dilation and padding — and the whole plane is one
@@ -71,8 +73,12 @@ pub fn depthwise_conv(
 /// Which depthwise algorithm runs (tests force each one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DwPath {
-    /// Padded phase-split plane for 1-D/2-D (when it fits), general otherwise.
+    /// The tier's direct 3×3 kernel where it applies, else the padded phase-split plane for 1-D/2-D (when it
+    /// fits), else general.
     Auto,
+    /// As `Auto` without the direct 3×3 kernel.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Plane,
     #[cfg_attr(not(test), allow(dead_code))]
     General,
 }
@@ -117,6 +123,9 @@ pub(crate) fn depthwise_on(
         return;
     }
     let ks = isa.kernels();
+    if let (Some(f), Some(d), DwPath::Auto, 1) = (ks.dw3x3, direct_3x3(g), path, out.cs) {
+        return planes_3x3(ks, f, &d, input, weights, bias, multiplier, out, channels, epilogue);
+    }
     if nd <= 2 && path != DwPath::General {
         let p = Plane2d::new(g);
         if p.phases_len() <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE && p.sh <= MAX_PLANE_STRIDE {
@@ -246,6 +255,71 @@ pub(crate) fn depthwise_on(
                 }
             }
         }
+    }
+}
+
+/// The direct 3×3 kernel's view of `g`: 2-D, 3×3, dilation 1, the same stride 1 or 2 on both axes, leading pads
+/// ≤ 2 (trailing pads are implied by the output size; positions past the input read as zero). Stride-1 rows
+/// shorter than 12 outputs stay on the padded plane, which runs the whole plane as one row (measured on
+/// MobileNetV1's 7×7 layer: 0.056 ms there against 0.065 ms direct, where each 16-lane step holds 7 outputs).
+fn direct_3x3(g: &ConvGeometry) -> Option<super::arch::Dw3x3> {
+    let s = g.strides.first().copied()?;
+    (g.kernel == [3, 3] && g.dilations == [1, 1] && g.strides == [s, s] && (1..=2).contains(&s))
+        .then_some(())
+        .filter(|_| g.pads_begin.iter().all(|&p| p <= 2) && (s == 2 || g.out_spatial[1] >= 12))?;
+    Some(super::arch::Dw3x3 {
+        h: g.in_spatial[0],
+        w: g.in_spatial[1],
+        ho: g.out_spatial[0],
+        wo: g.out_spatial[1],
+        s,
+        pt: g.pads_begin[0],
+        pl: g.pads_begin[1],
+    })
+}
+
+/// Every channel of `channels` through the tier's direct 3×3 kernel, straight from the input plane into C's row:
+/// the bias is the accumulators' start and a leading Relu / Clip of the epilogue is applied in registers; the
+/// rest of the epilogue runs on each channel's row one channel later (read right behind the kernel's masked
+/// stores, its loads could not be forwarded and would stall).
+#[allow(clippy::too_many_arguments)]
+fn planes_3x3(
+    ks: &super::arch::KernelSet,
+    f: super::arch::Dw3x3Fn,
+    d: &super::arch::Dw3x3,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    multiplier: usize,
+    out: MatMut<'_>,
+    channels: Range<usize>,
+    epilogue: &[FusedOp<'_>],
+) {
+    let (in_plane, out_plane) = (d.h * d.w, d.ho * d.wo);
+    let (clamp, rest) = match epilogue.first() {
+        Some(FusedOp::Relu) => (Some((0.0, f32::INFINITY)), &epilogue[1..]),
+        Some(&FusedOp::Clip { lo, hi }) => (Some((lo, hi)), &epilogue[1..]),
+        _ => (None, epilogue),
+    };
+    let finish = |oc: usize| {
+        if !rest.is_empty() {
+            // SAFETY: row oc of `out` (out_plane contiguous floats, cs = 1) is owned by this call.
+            unsafe { (ks.epilogue)(out.ptr_at(oc, 0), 0, 1, out_plane, oc, 0, rest) };
+        }
+    };
+    for oc in channels.clone() {
+        let ic = oc / multiplier;
+        let k: &[f32; 9] = weights[oc * 9..oc * 9 + 9].try_into().expect("3×3 weights");
+        let x = &input[ic * in_plane..(ic + 1) * in_plane];
+        // SAFETY: x holds the h × w input plane; row oc of `out` holds ho × wo contiguous floats (cs = 1) owned
+        // by this call; the stride is 1 or 2 (`direct_3x3`).
+        unsafe { f(d, x.as_ptr(), k, bias.map_or(0.0, |b| b[oc]), clamp, out.ptr_at(oc, 0)) };
+        if oc > channels.start {
+            finish(oc - 1);
+        }
+    }
+    if let Some(last) = channels.clone().last() {
+        finish(last);
     }
 }
 

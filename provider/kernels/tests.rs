@@ -803,22 +803,29 @@ fn depthwise_matches_direct_conv() {
         let mut cases: Vec<(ConvGeometry, usize)> = vec![];
         // The fast-path shapes: 3×3, stride 1 and 2, rows wide enough for full 64-wide chunks and several 16-float
         // masked moves, and MobileNet's small planes (7, 14, 28; the row-phase split and masked tails).
-        for (h, w) in [(9, 70), (7, 7), (14, 14), (28, 28), (6, 37)] {
+        // Also every row width around the direct kernel's 16-lane steps and masks, and trailing pads unlike the
+        // leading ones (TF-style SAME: 0 before, 1 after).
+        for (h, w) in [(9, 70), (7, 7), (14, 14), (28, 28), (6, 37), (1, 1), (2, 15), (3, 16), (5, 17), (4, 33)] {
             for s in [1, 2] {
-                for p in [0, 1, 2] {
+                for (pb, pe) in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (2, 1)] {
+                    let (oh, ow) = (conv_out(h, 3, s, 1, pb, pe), conv_out(w, 3, s, 1, pb, pe));
+                    if oh == 0 || ow == 0 {
+                        continue;
+                    }
                     let g = ConvGeometry {
                         channels: 3,
                         in_spatial: vec![h, w],
                         kernel: vec![3, 3],
-                        out_spatial: vec![conv_out(h, 3, s, 1, p, p), conv_out(w, 3, s, 1, p, p)],
+                        out_spatial: vec![oh, ow],
                         strides: vec![s, s],
                         dilations: vec![1, 1],
-                        pads_begin: vec![p, p],
+                        pads_begin: vec![pb, pb],
                     };
                     cases.push((g, rng.range(1, 2)));
                 }
             }
         }
+        let fixed = cases.len();
         for t in 0..60 {
             let nd = [1, 2, 2, 3][t % 4];
             let c = rng.range(1, 4);
@@ -843,23 +850,29 @@ fn depthwise_matches_direct_conv() {
             let cs = rng.range(1, 2);
             let rs = g.n() * cs + 3;
             let mut buf = vec![f32::NAN; c_out * rs];
-            // Both paths on every kind of case (the fixed cases come in sixes, the random ones in fours).
-            let path = [DwPath::Auto, DwPath::General][case % 2];
-            {
-                let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
-                for r in random_split(&mut rng, c_out, 1) {
-                    depthwise_on(isa, path, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
+            // Every path on the fixed 3×3 cases, one of them on each random case.
+            let paths = if case < fixed {
+                vec![DwPath::Auto, DwPath::Plane, DwPath::General]
+            } else {
+                vec![[DwPath::Auto, DwPath::General][case % 2]]
+            };
+            for path in paths {
+                {
+                    let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
+                    for r in random_split(&mut rng, c_out, 1) {
+                        depthwise_on(isa, path, &x, &w, Some(&bias), &g, mult, out, r, &ops, &mut scratch);
+                    }
                 }
-            }
-            let mut got = vec![0.0; c_out * g.n()];
-            for i in 0..c_out {
-                for j in 0..g.n() {
-                    got[i * g.n() + j] = std::mem::replace(&mut buf[i * rs + j * cs], f32::NAN);
+                let mut got = vec![0.0; c_out * g.n()];
+                for i in 0..c_out {
+                    for j in 0..g.n() {
+                        got[i * g.n() + j] = std::mem::replace(&mut buf[i * rs + j * cs], f32::NAN);
+                    }
                 }
+                let what = format!("{} depthwise {path:?} {g:?} mult {mult} ops {ops:?}", isa.name());
+                assert!(buf.iter().all(|v| v.is_nan()), "{what}: wrote outside the output");
+                assert_close(&got, &want, &what);
             }
-            let what = format!("{} depthwise {path:?} {g:?} mult {mult} ops {ops:?}", isa.name());
-            assert!(buf.iter().all(|v| v.is_nan()), "{what}: wrote outside the output");
-            assert_close(&got, &want, &what);
         }
     }
 }

@@ -119,6 +119,27 @@ pub(crate) type DwRowFn = unsafe fn(lo: usize, hi: usize, taps: &[super::depthwi
 /// `dst[t] = src[2·t]` for `t < n` (`src` readable for `2·n − 1` floats): stride-2 phase splits.
 pub(crate) type Stride2Fn = unsafe fn(n: usize, src: *const f32, dst: *mut f32);
 
+/// One channel of a 3×3 depthwise convolution (dilation 1, stride `s` ∈ {1, 2}) read straight from the input
+/// plane and written straight to the output plane: `y[oy, ox] = clamp(init + Σ k[ky·3 + kx] · x[oy·s + ky − pt,
+/// ox·s + kx − pl], lo, hi)`, input positions outside the `h × w` plane counting as zero.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dw3x3 {
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) ho: usize,
+    pub(crate) wo: usize,
+    pub(crate) s: usize,
+    pub(crate) pt: usize,
+    pub(crate) pl: usize,
+}
+
+/// See [`Dw3x3`]; `clamp` = `(lo, hi)` or none.
+///
+/// # Safety
+/// `x` is readable for `h·w` floats and `y` writable for `ho·wo`; `s` is 1 or 2.
+pub(crate) type Dw3x3Fn =
+    unsafe fn(g: &Dw3x3, x: *const f32, k: &[f32; 9], init: f32, clamp: Option<(f32, f32)>, y: *mut f32);
+
 /// `dst[j·ldd + i] = src[i·lds + j]` for `i < rows`, `j < cols` (a `rows × cols` block transposed; the
 /// channel-vectorized convolution's `pixels × channels` buffer into C's channel rows).
 pub(crate) type TransposeFn =
@@ -149,6 +170,8 @@ pub(crate) struct KernelSet {
     pub(crate) stride2: Stride2Fn,
     pub(crate) dw_fill: DwFillFn,
     pub(crate) transpose: TransposeFn,
+    /// The direct 3×3 depthwise kernel, on tiers that have one (the others take the padded-plane path).
+    pub(crate) dw3x3: Option<Dw3x3Fn>,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -291,6 +314,7 @@ macro_rules! make_kernel_set {
             stride2: w::stride2,
             dw_fill: w::dw_fill,
             transpose: w::transpose,
+            dw3x3: None,
         }
     }};
 }

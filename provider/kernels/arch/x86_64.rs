@@ -16,6 +16,7 @@ pub(crate) static AVX512: KernelSet = KernelSet {
     transpose: avx2_transpose,
     dw_fill: avx512_dw_fill,
     dw_row: avx512_dw_row,
+    dw3x3: Some(avx512_dw3x3),
     gemm_seg: Some(avx512_mmm_f32_12x32_seg),
     gemm_seg_arows: Some(avx512_mmm_f32_12x32_seg_arows),
     ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
@@ -27,6 +28,156 @@ mod avx2w {
 
 mod avx512w {
     crate::kernels::arch::portable_wrappers!(32, true, "avx512f,avx2,fma");
+}
+
+/// [`super::Dw3x3Fn`]: 16 outputs per step, every input row read in place through lane masks (a lane whose input
+/// position lies outside the plane loads zero, so padding needs no copy); stride 2 splits two 16-float loads into
+/// their even and odd lanes with two-source permutes. One accumulator per kernel row (three short FMA chains).
+///
+/// # Safety
+/// [`super::Dw3x3Fn`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_dw3x3(
+    g: &super::Dw3x3,
+    x: *const f32,
+    k: &[f32; 9],
+    init: f32,
+    clamp: Option<(f32, f32)>,
+    y: *mut f32,
+) {
+    // Lanes t of a 16-float load at input column q (possibly negative) that lie inside the row: 0 ≤ q + t < w.
+    let inside = |q: isize| -> u16 {
+        let lo = (-q).clamp(0, 16);
+        let hi = (g.w as isize - q).clamp(0, 16);
+        if hi <= lo {
+            0
+        } else {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+        }
+    };
+    // SAFETY: every load is masked to positions inside its input row (masked-off lanes are not accessed, so the
+    // addresses may lie outside the plane: formed with wrapping arithmetic); every store is masked to the outputs
+    // of its row; AVX-512F is enabled here.
+    unsafe {
+        // (No `array::from_fn` here: its closures would not inherit this function's target features.)
+        let mut kv = [_mm512_setzero_ps(); 9];
+        for (v, &w) in kv.iter_mut().zip(k) {
+            *v = _mm512_set1_ps(w);
+        }
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        // Even lanes shifted by one, lane 15 from the second source's lane 0.
+        let next = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+        let (lo, hi) = clamp.map_or((_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)), |(l, h)| {
+            (_mm512_set1_ps(l), _mm512_set1_ps(h))
+        });
+        let init = _mm512_set1_ps(init);
+        let zero = _mm512_setzero_ps();
+        let (s, pl, w) = (g.s as isize, g.pl as isize, g.w as isize);
+        // The three (stride 1) or two-plus-one (stride 2) input vectors of kernel row `$r` for the 16 outputs
+        // whose first input column is `$q`, loaded through masks `$m` (unmasked with `None`), multiplied into `$acc`.
+        macro_rules! load {
+            ($m:expr, $p:expr) => {
+                match $m {
+                    Some(m) => _mm512_maskz_loadu_ps(m, $p),
+                    None => _mm512_loadu_ps($p),
+                }
+            };
+        }
+        macro_rules! row_taps {
+            ($acc:expr, $r:expr, $q:expr, $ky:expr, $m:expr) => {
+                if s == 1 {
+                    for kx in 0..3 {
+                        let v = load!($m.map(|m: [u16; 3]| m[kx]), $r.wrapping_offset($q + kx as isize));
+                        $acc = _mm512_fmadd_ps(v, kv[$ky * 3 + kx], $acc);
+                    }
+                } else {
+                    let va = load!($m.map(|m: [u16; 3]| m[0]), $r.wrapping_offset($q));
+                    let vb = load!($m.map(|m: [u16; 3]| m[1]), $r.wrapping_offset($q + 16));
+                    // Only lane 0 of the third vector is used (the last output's right tap).
+                    let vc = _mm512_maskz_loadu_ps($m.map_or(1, |m: [u16; 3]| m[2]), $r.wrapping_offset($q + 32));
+                    let e = _mm512_permutex2var_ps(va, even, vb);
+                    let o = _mm512_permutex2var_ps(va, odd, vb);
+                    let e2 = _mm512_permutex2var_ps(e, next, vc);
+                    $acc = _mm512_fmadd_ps(e, kv[$ky * 3], $acc);
+                    $acc = _mm512_fmadd_ps(o, kv[$ky * 3 + 1], $acc);
+                    $acc = _mm512_fmadd_ps(e2, kv[$ky * 3 + 2], $acc);
+                }
+            };
+        }
+        // The last input column a 16-output step reads, relative to its first: 15 + 2 (stride 1), 32 (stride 2).
+        let reach = if s == 1 { 17 } else { 32 };
+        // Lane masks of the steps that need them, the same on every output row: the first two and the last two
+        // steps of a row (rows of up to 64 outputs: every step).
+        let steps = g.wo.div_ceil(16);
+        let step_masks = |i: usize| -> [u16; 3] {
+            let q = s * (16 * i) as isize - pl;
+            if s == 1 {
+                [inside(q), inside(q + 1), inside(q + 2)]
+            } else {
+                [inside(q), inside(q + 16), inside(q + 32) & 1]
+            }
+        };
+        let edge: [[u16; 3]; 4] = std::array::from_fn(|t| match t {
+            0 | 1 => step_masks(t),
+            _ => step_masks((steps + t).saturating_sub(4)),
+        });
+        let mask_of = |i: usize| -> [u16; 3] {
+            if i < 2 {
+                edge[i]
+            } else if i + 2 >= steps {
+                edge[i + 4 - steps]
+            } else {
+                step_masks(i)
+            }
+        };
+        for oy in 0..g.ho {
+            let iy0 = (oy * g.s) as isize - g.pt as isize;
+            let mut rows = [x; 3];
+            let mut present = [false; 3];
+            for ky in 0..3 {
+                let iy = iy0 + ky as isize;
+                if (0..g.h as isize).contains(&iy) {
+                    rows[ky] = x.add(iy as usize * g.w);
+                    present[ky] = true;
+                }
+            }
+            let all_rows = present == [true; 3];
+            let yrow = y.add(oy * g.wo);
+            let mut ox0 = 0;
+            while ox0 < g.wo {
+                let q = s * ox0 as isize - pl;
+                // Interior steps (every row present, every lane inside the input and the output): unmasked, two
+                // steps at a time for independent FMA chains.
+                if all_rows && q >= 0 && q + s * 16 + reach < w && ox0 + 32 <= g.wo {
+                    let mut a = [init, zero, zero, init, zero, zero];
+                    let q2 = q + s * 16;
+                    for ky in 0..3 {
+                        row_taps!(a[ky], rows[ky], q, ky, None::<[u16; 3]>);
+                        row_taps!(a[3 + ky], rows[ky], q2, ky, None::<[u16; 3]>);
+                    }
+                    let v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
+                    let v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[3], a[4]), a[5])));
+                    _mm512_storeu_ps(yrow.add(ox0), v0);
+                    _mm512_storeu_ps(yrow.add(ox0 + 16), v1);
+                    ox0 += 32;
+                    continue;
+                }
+                let n = (g.wo - ox0).min(16);
+                let m = mask_of(ox0 / 16);
+                let mut a = [init, zero, zero];
+                for ky in 0..3 {
+                    if present[ky] {
+                        row_taps!(a[ky], rows[ky], q, ky, Some(m));
+                    }
+                }
+                // max/min return their second operand when either is NaN: with v second, NaN propagates.
+                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
+                _mm512_mask_storeu_ps(yrow.add(ox0), ((1u32 << n) - 1) as u16, v);
+                ox0 += 16;
+            }
+        }
+    }
 }
 
 /// [`super::TransposeFn`]: whole 8 × 8 blocks through registers (8 row loads, 24 shuffles, 8 row stores), the
