@@ -209,7 +209,8 @@ def ab(d: Path, flt: str, rounds: int) -> int:
         so.add_provider_for_devices(devs, {"cores": "0"})
         ep = ort.InferenceSession(path, so, enable_fallback=0)
         inp = cpu.get_inputs()[0]
-        feed = {inp.name: np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)}
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]  # symbolic dims (whole models' batch): 1
+        feed = {inp.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
         times: Dict[str, List[float]] = {"cpu": [], "ep": []}
         for s in (cpu, ep):
             for _ in range(3):

@@ -69,8 +69,8 @@ pub(crate) fn conv_t_block(
     let ti = tile_info_for(ks.isa);
     let kc = k.div_ceil(k.div_ceil(ti.kc)).next_multiple_of(8).min(ti.kc.max(8));
     let (r0, nch, npix) = (rows.start, rows.len(), cols.len());
-    let Scratch { a: abuf, tile, conv, conv_off, ct: ctbuf, tpanels, .. } = scratch;
-    let w = window::prepare(im, cols.clone(), conv, conv_off, ks.stride2);
+    let Scratch { a: abuf, tile, conv, conv_off, conv_of, job, ct: ctbuf, tpanels, .. } = scratch;
+    let w = window::prepare(im, cols.clone(), conv, conv_off, ks.stride2, *job, conv_of);
     // Pixel panels: every run of consecutive pixels (one output row of the block, or all of it for a 1×1
     // convolution read directly) cut into balanced panels of at most MR.
     tpanels.clear();

@@ -113,10 +113,10 @@ pub(crate) fn gemm_block_cfg(
         (_, BOperand::Packed(pb)) => pb.isa().kernels(),
         _ => isa.kernels(),
     };
-    let Scratch { a: abuf, b: bbuf, tile, im2col, conv, conv_off, .. } = scratch;
+    let Scratch { a: abuf, b: bbuf, tile, im2col, conv, conv_off, conv_of, job, .. } = scratch;
     match b {
         BOperand::Im2col(im) if window::supports(im.geometry) => {
-            let w = window::prepare(im, cols, conv, conv_off, ks.stride2);
+            let w = window::prepare(im, cols, conv, conv_off, ks.stride2, *job, conv_of);
             let b = BSrc::Shifted { data: w.data, row_off: w.row_off, in_place };
             driver(ks, a, b, c, k, rows, w.vcols, w.map, epilogue, abuf, bbuf, tile, im2col);
         }

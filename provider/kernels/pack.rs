@@ -124,6 +124,10 @@ pub struct Scratch {
     /// Convolution window (see `window.rs`) and its K row offsets.
     pub(crate) conv: AlignedBuf,
     pub(crate) conv_off: Vec<usize>,
+    /// What `conv` holds: (job token, input, geometry, columns) of the last window prepared under a non-zero token.
+    pub(crate) conv_of: Option<super::window::WindowKey>,
+    /// The token of the job whose tasks this scratch runs now (see [`Scratch::set_job`]).
+    pub(crate) job: u64,
     pub(crate) dw_offs: Vec<usize>,
     /// Channel-vectorized convolution (`conv_t.rs`): the `pixels × channels` accumulator and the pixel panels.
     pub(crate) ct: AlignedBuf,
@@ -133,6 +137,14 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Declare that the next blocks computed with this scratch belong to job `token`: a set of tasks over the same,
+    /// unchanging inputs (0: unknown). Consecutive blocks of one job on one worker that need the same convolution
+    /// window (a convolution split along output channels) then prepare it once. A token must never be reused for
+    /// other inputs (the caller draws a fresh one per job).
+    pub fn set_job(&mut self, token: u64) {
+        self.job = token;
     }
 }
 

@@ -1062,3 +1062,51 @@ fn transpose_every_tier() {
         }
     }
 }
+
+/// Blocks of one job on one scratch share the convolution window (`Scratch::set_job`): row blocks of both
+/// lowerings with one token give the convolution; a new token after the input changed sees the new input; another
+/// column range or geometry under the same token prepares its own window.
+#[test]
+fn window_is_reused_only_within_a_job() {
+    let mut rng = Rng::new(0x51);
+    for isa in tiers() {
+        let g = ConvGeometry {
+            channels: 5,
+            in_spatial: vec![9, 11],
+            kernel: vec![3, 3],
+            out_spatial: vec![conv_out(9, 3, 2, 1, 1, 1), conv_out(11, 3, 2, 1, 1, 1)],
+            strides: vec![2, 2],
+            dilations: vec![1, 1],
+            pads_begin: vec![1, 1],
+        };
+        let c_out = 64;
+        let n = g.n();
+        let w = rng.vec(c_out * g.k());
+        let pa = PackedA::pack_for(isa, MatRef::row_major(&w, c_out, g.k()));
+        let pt = PackedB::pack_for(isa, MatRef::row_major(&w, c_out, g.k()).t());
+        let mut x = rng.vec(g.in_size());
+        let mut scratch = Scratch::new();
+        for (token, transposed) in [(11, false), (12, true), (13, false), (14, true)] {
+            if token >= 13 {
+                x.iter_mut().for_each(|v| *v = -*v + 0.25); // new data at the same address
+                                                            // The last window of the previous job is still held: only the token tells it apart.
+                scratch.set_job(token);
+            }
+            let want = naive_conv(&x, &w, &g, c_out, None);
+            let mut c = vec![f32::NAN; c_out * n];
+            {
+                let cm = MatMut::row_major(&mut c, c_out, n);
+                let b = BOperand::Im2col(Im2col { input: &x, geometry: &g });
+                let a = if transposed { AOperand::PackedT(&pt) } else { AOperand::Packed(&pa) };
+                scratch.set_job(token);
+                // Row blocks over all columns, other columns of the same job in between (their own window); the
+                // job starts and ends on the same window.
+                for (r, cols) in [(0..16, 0..n), (16..32, 0..n), (0..c_out, 3..n), (32..48, 0..n), (48..64, 0..n)] {
+                    gemm_block_on(Some(isa), a, b, cm, g.k(), r, cols, &[], &mut scratch);
+                }
+                scratch.set_job(0);
+            }
+            assert_close(&c, &want, &format!("{} token {token} transposed {transposed}", isa.name()));
+        }
+    }
+}

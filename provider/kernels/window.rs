@@ -147,14 +147,21 @@ impl G2 {
     }
 }
 
+/// Identity of a prepared window: (job token, input address and length, geometry address, first and end column).
+pub(crate) type WindowKey = (u64, usize, usize, usize, usize, usize);
+
 /// Prepare the shifted B of `im` for C columns `cols` (non-empty): the window goes into `buf`, the K row offsets
-/// into `row_off`. `stride2` is the tier's `dst[t] = src[2t]` copy (stride-2 phase splits).
+/// into `row_off`. `stride2` is the tier's `dst[t] = src[2t]` copy (stride-2 phase splits). With a non-zero `job`
+/// token, `held` records what `buf` holds, and a window already held for the same job, input, geometry and columns
+/// is not copied again (inputs do not change within a job).
 pub(crate) fn prepare<'s>(
     im: Im2col<'s>,
     cols: Range<usize>,
     buf: &'s mut AlignedBuf,
     row_off: &'s mut Vec<usize>,
     stride2: unsafe fn(usize, *const f32, *mut f32),
+    job: u64,
+    held: &mut Option<WindowKey>,
 ) -> Shifted<'s> {
     let g = G2::of(im.geometry);
     let channels = im.geometry.channels;
@@ -210,7 +217,10 @@ pub(crate) fn prepare<'s>(
     let row_off: &'s Vec<usize> = row_off;
     // NR floats of slack: a micro-kernel reading rows in place loads whole 32-lane rows past the last column.
     let data = buf.get(channels * cstride + 32);
-    for c in 0..channels {
+    let key = (job, im.input.as_ptr() as usize, im.input.len(), im.geometry as *const _ as usize, cols.start, cols.end);
+    let reuse = job != 0 && *held == Some(key);
+    *held = (job != 0).then_some(key);
+    for c in (0..channels).filter(|_| !reuse) {
         let src_plane = &im.input[c * plane..(c + 1) * plane];
         for (ph, &(py, px)) in phases.iter().enumerate() {
             let dst_phase = &mut data[c * cstride + ph * pstride..][..pstride];

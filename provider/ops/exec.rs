@@ -128,10 +128,15 @@ impl Executor for AsymRuntime {
         if plan.k_parts > 1 {
             return run_k_split(self, &plan, jobs);
         }
+        // Tasks of this call read the same inputs: a worker running several of them (a convolution split along
+        // output channels) prepares each convolution window once.
+        let token = next_job_token();
         run_plan(self, &plan, &|task, scratch| {
+            scratch.set_job(token);
             for job in &jobs[task.batch.clone()] {
                 gemm_block(job.a, job.b, job.c, job.k, task.rows.clone(), task.cols.clone(), &job.epilogue, scratch);
             }
+            scratch.set_job(0);
         })
     }
 
@@ -163,6 +168,12 @@ fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
     } else {
         mr
     }
+}
+
+/// A token no other job of this process has had (for [`Scratch::set_job`]).
+fn next_job_token() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn run_plan(rt: &AsymRuntime, plan: &Plan, body: &(dyn Fn(&Task, &mut Scratch) + Sync)) -> Result<()> {
