@@ -35,19 +35,25 @@ pub(crate) struct TPanel {
 }
 
 /// Whether the channel-vectorized lowering is expected to beat the pixel-vectorized one for a convolution of
-/// geometry `g` (one image, one group) with `channels` output channels per group, on the selected tier. Measured
-/// on ResNet-50 / MobileNetV1 layers (one core, Sapphire Rapids): maps ≤ 14×14 (≤ 256 pixels) gain 1.06–1.29×
-/// with K ≥ 1024 and 1.03–1.16× with K = 512 (K = 256: 0.85–0.90×, the extra pass through the `pixels × channels`
-/// buffer outweighs the saved lanes); 28×28 stride-1 maps with K ≥ 1024 gain 1.09–1.26× (3×3 128 → 128), but not
-/// strided ones (0.86–0.99×: every channel-block task prepares the whole four-phase window again) nor 56×56
-/// (0.95×). Needs the masked-store kernel with A read in place (AVX-512).
+/// geometry `g` (one image, one group) with `channels` output channels per group, on the selected tier (it needs
+/// the masked-store kernel with A read in place: AVX-512). Measured per layer (ResNet-50, MobileNetV1, SqueezeNet,
+/// VGG-16 shapes, one core, `tools/ab_conv_t.py`, BENCHMARKS.md "third round"), with the transposed buffer moved
+/// into C by in-register 8 × 8 transposes and one window per job and worker:
+/// - spatial kernels (3×3 …) with ≥ 16 input channels win 1.05–1.44× at every map size up to 112×112, stride 1
+///   or 2 (the pixel-vectorized tiles straddle the window's padded rows); with 3 input channels (a network's
+///   first layer, K = 27 / 147) they do not (0.93–1.00×); ≥ 64 output channels keep ≥ 2 channel blocks to split;
+/// - 1×1 kernels win with ≤ 256 pixels and K ≥ 256 (1.09–1.27×); on larger maps or with smaller K the extra pass
+///   through the `pixels × channels` buffer costs more than the lanes it saves (0.73–1.02×).
 pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let ks = selected_isa().kernels();
     let (pixels, k) = (g.n(), g.k());
-    let small = pixels <= 256 && k >= 512;
-    let mid = pixels <= 784 && k >= 1024 && g.strides.iter().all(|&s| s == 1);
+    let spatial = g.kernel.iter().any(|&d| d > 1) && g.channels >= 16 && channels >= 64 && pixels <= 112 * 112;
+    let pointwise_small = pixels <= 256 && k >= 256;
     let force = std::env::var("ASYMO_CONV_T").is_ok_and(|v| v == "all");
-    ks.gemm_seg_arows.is_some() && (small || mid || force) && channels >= ks.nr && channels.is_multiple_of(16)
+    ks.gemm_seg_arows.is_some()
+        && (spatial || pointwise_small || force)
+        && channels >= ks.nr
+        && channels.is_multiple_of(16)
 }
 
 /// `C[rows, cols] = epilogue(W · im2col)` with `wt = Wᵀ` packed (`k × C.rows`), computed channel-vectorized.

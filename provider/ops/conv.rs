@@ -543,6 +543,9 @@ mod tests {
             ([2, 512, 6, 5], [48, 512, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
             ([1, 128, 20, 21], [48, 128, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([1, 240, 14, 14], [96, 120, 3, 3], 2, [2, 2], [1, 1], [1, 1, 1, 1]),
+            ([1, 64, 10, 9], [64, 64, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
+            ([1, 32, 11, 12], [128, 16, 3, 3], 2, [2, 2], [1, 1], [0, 1, 1, 0]),
+            ([1, 256, 8, 8], [64, 256, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
         ];
         for &(xs, ws, group, strides, dil, pads) in cases {
             for (const_w, with_bias) in [(true, true), (false, false), (true, false)] {
@@ -576,7 +579,13 @@ mod tests {
                     ..Default::default()
                 };
                 check_support(&node).unwrap();
-                if const_w && ws[0] / group >= 32 && (ws[0] / group) % 16 == 0 && ws[1] * ws[2] * ws[3] >= 1024 {
+                // The channel-vectorized lowering's rule (`prefer_conv_t`) on the cases that clearly meet it:
+                // spatial kernels with ≥ 16 input and ≥ 64 output channels per group, 1×1 ones on ≤ 256 pixels
+                // (every 1×1 case here is stride 1, unpadded) with K ≥ 256.
+                let per_out = ws[0] / group;
+                let spatial = ws[2] * ws[3] > 1 && ws[1] >= 16 && per_out >= 64;
+                let pointwise = ws[2] * ws[3] == 1 && xs[2] * xs[3] <= 256 && ws[1] >= 256;
+                if const_w && per_out >= 32 && per_out % 16 == 0 && (spatial || pointwise) {
                     let conv = Conv::build(&node).unwrap();
                     let t = conv.describe().contains("transposed");
                     let isa = crate::kernels::selected_isa();
