@@ -582,8 +582,14 @@ pub fn process_affinity() -> Option<Vec<usize>> {
         if rc != 0 {
             return None;
         }
-        let mut v = Vec::new();
+        // Called at every Run start (caller steering): stop at the last set CPU rather than scan all 1024.
+        // SAFETY: `set` was filled by sched_getaffinity.
+        let count = unsafe { libc::CPU_COUNT(&set) } as usize;
+        let mut v = Vec::with_capacity(count);
         for cpu in 0..libc::CPU_SETSIZE as usize {
+            if v.len() == count {
+                break;
+            }
             // SAFETY: cpu < CPU_SETSIZE.
             if unsafe { libc::CPU_ISSET(cpu, &set) } {
                 v.push(cpu);
