@@ -10,8 +10,9 @@ AsyMo flags:      --cpu-ep-threads 2,1 (baseline thread counts)  --interfere CPU
                   --warmup N  --json PATH  --no-progress
 
 Every configuration (CPU EP at each baseline thread count, each plugin EP, each ablation) runs in its own worker
-process holding one live session; the runs are interleaved in blocks (A×5 B×5 A×5 …, `--block`) after warm-up, with a short pause at
-each switch so the previous session's spinning intra-op threads go idle. Latency is measured inside the worker around
+process holding one live session; the runs are interleaved in blocks (A×5 B×5 C×5, then B×5 C×5 A×5, … `--block`:
+the order rotates every cycle) after warm-up, with a short pause at each switch so the previous session's spinning
+intra-op threads go idle. Latency is measured inside the worker around
 `InferenceSession.run`. The table gives p50/p90/p99 latency, throughput, the speed ratio against the first CPU EP
 baseline (>1 = faster than it), and the share of MatMul/Gemm/Conv nodes each session placed on the plugin EP.
 
@@ -630,13 +631,21 @@ def measure(settings: Settings) -> List[Result]:
                             settings.seconds if settings.mode == "duration" else None, settings.progress)
         deadline = time.monotonic() + settings.seconds
         done = 0
+        cycle = 0
         while True:
             if per_config is not None and done >= per_config:
                 break
             if per_config is None and time.monotonic() >= deadline:
                 break
             k = settings.block if per_config is None else min(settings.block, per_config - done)
-            for w, r in zip(workers, results):
+            # The order rotates every cycle: a block run right after another process's block pays for what that
+            # process leaves behind (ORT's pool threads spin on after a run; caches), so no configuration may
+            # always follow the same one (measured: the first plugin configuration after the CPU EP's 2-thread
+            # block was up to 1.4x slower in p50 than the same configuration placed later).
+            n = len(workers)
+            order = [(cycle + i) % n for i in range(n)]
+            cycle += 1
+            for w, r in ((workers[i], results[i]) for i in order):
                 time.sleep(settings.switch_pause)
                 meter = settings.energy
                 before, t0 = (meter.read(), time.perf_counter()) if meter else (None, 0.0)
