@@ -131,7 +131,32 @@ unsafe fn avx512_dw3x3(
                 step_masks(i)
             }
         };
-        for oy in 0..g.ho {
+        // Rows of a single 16-lane step (MobileNet's 14×14 and 7×7 outputs): every row has the same masks, and
+        // two interior rows (all three input rows inside the plane) run together for independent FMA chains.
+        let one_step = steps == 1;
+        let m0 = step_masks(0);
+        let interior = |oy: usize| {
+            let iy0 = (oy * g.s) as isize - g.pt as isize;
+            iy0 >= 0 && iy0 + 2 < g.h as isize
+        };
+        let mut oy = 0;
+        while oy < g.ho {
+            if one_step && oy + 1 < g.ho && interior(oy) && interior(oy + 1) {
+                let r0 = x.add((oy * g.s - g.pt) * g.w);
+                let r1 = x.add(((oy + 1) * g.s - g.pt) * g.w);
+                let mut a = [init, zero, zero, init, zero, zero];
+                for ky in 0..3 {
+                    row_taps!(a[ky], r0.add(ky * g.w), -pl, ky, Some(m0));
+                    row_taps!(a[3 + ky], r1.add(ky * g.w), -pl, ky, Some(m0));
+                }
+                let v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
+                let v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[3], a[4]), a[5])));
+                let nm = ((1u32 << g.wo) - 1) as u16;
+                _mm512_mask_storeu_ps(y.add(oy * g.wo), nm, v0);
+                _mm512_mask_storeu_ps(y.add((oy + 1) * g.wo), nm, v1);
+                oy += 2;
+                continue;
+            }
             let iy0 = (oy * g.s) as isize - g.pt as isize;
             let mut rows = [x; 3];
             let mut present = [false; 3];
@@ -176,6 +201,7 @@ unsafe fn avx512_dw3x3(
                 _mm512_mask_storeu_ps(yrow.add(ox0), ((1u32 << n) - 1) as u16, v);
                 ox0 += 16;
             }
+            oy += 1;
         }
     }
 }
