@@ -104,7 +104,19 @@ impl Gemm {
             Some(t) => {
                 pack_2d(&t, 1)?;
                 let how = if trans_b { "gemm.b.t" } else { "gemm.b" };
-                Some((t.shape.clone(), weights.packed(how, &t, |t| PackedB::pack(op_view(&t.data, &t.shape, trans_b)))))
+                let packed = weights.packed(
+                    how,
+                    &t,
+                    |t| PackedB::pack(op_view(&t.data, &t.shape, trans_b)),
+                    |p, t| {
+                        let v = op_view(&t.data, &t.shape, trans_b);
+                        p.k() == v.rows
+                            && p.cols() == v.cols
+                            && (0..v.rows)
+                                .all(|i| (0..v.cols).all(|j| super::weights::same_bits(p.at(i, j), v.at(i, j))))
+                    },
+                );
+                Some((t.shape.clone(), packed))
             }
             None => None,
         };
