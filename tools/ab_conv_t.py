@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One-process A/B of the channel-vectorized convolution: a CPU EP session (CPU_THREADS intra-op threads, default 1)
-and two sessions of our EP (cores=0, or both cores with CORES=all), one compiled with ASYMO_CONV_T=0; rounds of 3 runs
-each (ROUNDS, default 10); prints the minima and their ratios per model, then geomeans.
+and two sessions of our EP (cores=0, or both cores with CORES=all), "old" compiled with ASYMO_CONV_T=0 (pixel-vectorized
+everywhere), "new" with ASYMO_CONV_T=$NEW_MODE (default 1: the `prefer_conv_t` rule; `all`: channel-vectorized wherever
+it applies); rounds of 3 runs each (ROUNDS, default 10); prints the minima and their ratios per model, then geomeans.
 
     ASYMO_EP_LIB=target/release/libasymo_ep.so taskset -c 0 .venv/bin/python tools/ab_conv_t.py MODEL.onnx ...
 """
