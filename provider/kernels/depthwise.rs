@@ -261,13 +261,14 @@ pub(crate) fn depthwise_on(
 /// The direct 3×3 kernel's view of `g`: 2-D, 3×3, dilation 1, the same stride 1 or 2 on both axes, leading pads
 /// ≤ 2 (trailing pads are implied by the output size; positions past the input read as zero). Stride-1 rows
 /// shorter than 12 outputs stay on the padded plane, which runs the whole plane as one row (measured on
-/// MobileNetV1's 7×7 layer: 0.056 ms there against 0.065 ms direct, where each 16-lane step holds 7 outputs).
+/// MobileNetV1's 7×7 layer: 0.056 ms there against 0.065 ms direct row by row) — unless the plane is a small
+/// "same" plane, which the direct kernel also runs as one flat row (masks from `Dw3x3::flat_masks`).
 fn direct_3x3(g: &ConvGeometry) -> Option<super::arch::Dw3x3> {
     let s = g.strides.first().copied()?;
     (g.kernel == [3, 3] && g.dilations == [1, 1] && g.strides == [s, s] && (1..=2).contains(&s))
         .then_some(())
-        .filter(|_| g.pads_begin.iter().all(|&p| p <= 2) && (s == 2 || g.out_spatial[1] >= 12))?;
-    Some(super::arch::Dw3x3 {
+        .filter(|_| g.pads_begin.iter().all(|&p| p <= 2))?;
+    let mut d = super::arch::Dw3x3 {
         h: g.in_spatial[0],
         w: g.in_spatial[1],
         ho: g.out_spatial[0],
@@ -275,7 +276,10 @@ fn direct_3x3(g: &ConvGeometry) -> Option<super::arch::Dw3x3> {
         s,
         pt: g.pads_begin[0],
         pl: g.pads_begin[1],
-    })
+        flat: None,
+    };
+    d.flat = d.flat_masks();
+    (s == 2 || d.wo >= 12 || d.flat.is_some()).then_some(d)
 }
 
 /// Every channel of `channels` through the tier's direct 3×3 kernel, straight from the input plane into C's row:

@@ -846,17 +846,17 @@ fn depthwise_matches_direct_conv() {
                     apply_epilogue((v + bias[i] as f64) as f32, i, j, &ops) as f64
                 })
                 .collect();
-            // Output with a padded row stride, or column stride 2, inside NaN.
-            let cs = rng.range(1, 2);
-            let rs = g.n() * cs + 3;
-            let mut buf = vec![f32::NAN; c_out * rs];
-            // Every path on the fixed 3×3 cases, one of them on each random case.
-            let paths = if case < fixed {
-                vec![DwPath::Auto, DwPath::Plane, DwPath::General]
+            // Output with a padded row stride, or column stride 2 (which the direct kernel leaves to the plane
+            // path), inside NaN. Every path and both column strides on the fixed 3×3 cases, one draw of each on
+            // the random ones.
+            let runs: Vec<(DwPath, usize)> = if case < fixed {
+                [DwPath::Auto, DwPath::Plane, DwPath::General].into_iter().flat_map(|p| [(p, 1), (p, 2)]).collect()
             } else {
-                vec![[DwPath::Auto, DwPath::General][case % 2]]
+                vec![([DwPath::Auto, DwPath::General][case % 2], rng.range(1, 2))]
             };
-            for path in paths {
+            for (path, cs) in runs {
+                let rs = g.n() * cs + 3;
+                let mut buf = vec![f32::NAN; c_out * rs];
                 {
                     let out = MatMut::new(&mut buf, c_out, g.n(), rs as isize, cs as isize);
                     for r in random_split(&mut rng, c_out, 1) {

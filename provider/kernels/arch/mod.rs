@@ -131,6 +131,36 @@ pub(crate) struct Dw3x3 {
     pub(crate) s: usize,
     pub(crate) pt: usize,
     pub(crate) pl: usize,
+    /// Small "same" planes (stride 1, one pixel of padding, ≤ 64 outputs): the plane read as one flat row, where
+    /// tap (ky, kx) of output `o` is input `o + (ky − 1)·w + kx − 1`; `flat[c·9 + tap]` masks the lanes of
+    /// 16-output step `c` whose tap lies inside the plane (not across a row end). `None` otherwise.
+    pub(crate) flat: Option<[u16; 36]>,
+}
+
+impl Dw3x3 {
+    /// The flat-plane masks when the geometry allows them (see `flat`).
+    pub(crate) fn flat_masks(&self) -> Option<[u16; 36]> {
+        let same = self.s == 1 && self.pt == 1 && self.pl == 1 && self.ho == self.h && self.wo == self.w;
+        let n = self.ho * self.wo;
+        if !same || n == 0 || n > 64 {
+            return None;
+        }
+        let mut m = [0u16; 36];
+        for (c, chunk) in m.chunks_exact_mut(9).enumerate() {
+            for (tap, mask) in chunk.iter_mut().enumerate() {
+                let (ky, kx) = ((tap / 3) as isize, (tap % 3) as isize);
+                for t in 0..16 {
+                    let o = c * 16 + t;
+                    let (oy, ox) = ((o / self.wo) as isize, (o % self.wo) as isize);
+                    let (iy, ix) = (oy + ky - 1, ox + kx - 1);
+                    if o < n && (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
+                        *mask |= 1 << t;
+                    }
+                }
+            }
+        }
+        Some(m)
+    }
 }
 
 /// See [`Dw3x3`]; `clamp` = `(lo, hi)` or none.

@@ -73,6 +73,26 @@ unsafe fn avx512_dw3x3(
         });
         let init = _mm512_set1_ps(init);
         let zero = _mm512_setzero_ps();
+        if let Some(masks) = &g.flat {
+            // A small "same" plane as one flat row: every tap is one offset from the output's flat index, the masks
+            // drop the lanes whose tap falls outside the plane or across a row end.
+            let n = g.ho * g.wo;
+            let w = g.w as isize;
+            for c in 0..n.div_ceil(16) {
+                let mut a = [init, zero, zero];
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let off = (16 * c) as isize + (ky as isize - 1) * w + kx as isize - 1;
+                        let v = _mm512_maskz_loadu_ps(masks[c * 9 + ky * 3 + kx], x.wrapping_offset(off));
+                        a[ky] = _mm512_fmadd_ps(v, kv[ky * 3 + kx], a[ky]);
+                    }
+                }
+                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
+                let lanes = (n - 16 * c).min(16);
+                _mm512_mask_storeu_ps(y.add(16 * c), ((1u32 << lanes) - 1) as u16, v);
+            }
+            return;
+        }
         let (s, pl, w) = (g.s as isize, g.pl as isize, g.w as isize);
         // The three (stride 1) or two-plus-one (stride 2) input vectors of kernel row `$r` for the 16 outputs
         // whose first input column is `$q`, loaded through masks `$m` (unmasked with `None`), multiplied into `$acc`.
