@@ -1,7 +1,8 @@
-//! Channel-vectorized convolution for small output maps: `Cᵀ[pixel, c_out] = im2colᵀ[pixel, k] · Wᵀ[k, c_out]`.
+//! Channel-vectorized convolution: `Cᵀ[pixel, c_out] = im2colᵀ[pixel, k] · Wᵀ[k, c_out]`.
 //!
 //! The pixel-vectorized GEMM (`gemm.rs` with a convolution window) puts output pixels on the vector lanes: a 7×7
-//! map fills 49 of 64 lanes (plus the window's padding columns), a 14×14 map 196 of 224. Here the lanes run along
+//! map fills 49 of 64 lanes (plus the window's padding columns), a 14×14 map 196 of 224, and on larger maps the
+//! 32-lane tiles straddle the window's padded rows (masked stores). Here the lanes run along
 //! output channels (multiples of 16 / 32 in real networks) and the micro-kernel's rows are pixels: each output row
 //! of the block is cut into balanced panels of at most MR pixels (14 → 7 + 7, 7 → 7), so no row of the tile is
 //! wasted either (the masked-store kernel computes only the panel's rows).
@@ -45,15 +46,17 @@ pub(crate) struct TPanel {
 /// - 1×1 kernels win with ≤ 256 pixels and K ≥ 256 (1.09–1.27×); on larger maps or with smaller K the extra pass
 ///   through the `pixels × channels` buffer costs more than the lanes it saves (0.73–1.02×).
 pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
-    let ks = selected_isa().kernels();
     let (pixels, k) = (g.n(), g.k());
     let spatial = g.kernel.iter().any(|&d| d > 1) && g.channels >= 16 && channels >= 64 && pixels <= 112 * 112;
     let pointwise_small = pixels <= 256 && k >= 256;
-    let force = std::env::var("ASYMO_CONV_T").is_ok_and(|v| v == "all");
-    ks.gemm_seg_arows.is_some()
-        && (spatial || pointwise_small || force)
-        && channels >= ks.nr
-        && channels.is_multiple_of(16)
+    conv_t_supported(channels) && (spatial || pointwise_small)
+}
+
+/// Whether the selected tier runs the channel-vectorized lowering well at all for `channels` output channels per
+/// group: it needs the masked-store kernel with A read in place, and whole lane groups of channels.
+pub fn conv_t_supported(channels: usize) -> bool {
+    let ks = selected_isa().kernels();
+    ks.gemm_seg_arows.is_some() && channels >= ks.nr && channels.is_multiple_of(16)
 }
 
 /// `C[rows, cols] = epilogue(W · im2col)` with `wt = Wᵀ` packed (`k × C.rows`), computed channel-vectorized.

@@ -123,11 +123,11 @@ pub(crate) fn depthwise_on(
         return;
     }
     let ks = isa.kernels();
-    if let (Some(f), Some(d), DwPath::Auto, 1) = (ks.dw3x3, direct_3x3(g), path, out.cs) {
-        return planes_3x3(ks, f, &d, input, weights, bias, multiplier, out, channels, epilogue);
-    }
     if nd <= 2 && path != DwPath::General {
         let p = Plane2d::new(g);
+        if let (Some(f), Some(d), DwPath::Auto, 1) = (ks.dw3x3, direct_3x3(&p), path, out.cs) {
+            return planes_3x3(ks, f, &d, input, weights, bias, multiplier, out, channels, epilogue);
+        }
         if p.phases_len() <= 1 << 22 && p.sw <= MAX_PLANE_STRIDE && p.sh <= MAX_PLANE_STRIDE {
             return plane_2d(ks, &p, input, weights, bias, multiplier, out, channels, epilogue, scratch);
         }
@@ -258,28 +258,19 @@ pub(crate) fn depthwise_on(
     }
 }
 
-/// The direct 3×3 kernel's view of `g`: 2-D, 3×3, dilation 1, the same stride 1 or 2 on both axes, leading pads
-/// ≤ 2 (trailing pads are implied by the output size; positions past the input read as zero). Stride-1 rows
-/// shorter than 12 outputs stay on the padded plane, which runs the whole plane as one row (measured on
-/// MobileNetV1's 7×7 layer: 0.056 ms there against 0.065 ms direct row by row) — unless the plane is a small
+/// The direct 3×3 kernel's view of the plane `p`: 2-D, 3×3, dilation 1, the same stride 1 or 2 on both axes,
+/// leading pads ≤ 2 (trailing pads are implied by the output size; positions past the input read as zero).
+/// Stride-1 rows shorter than 12 outputs stay on the padded plane, which runs the whole plane as one row (measured
+/// on MobileNetV1's 7×7 layer: 0.056 ms there against 0.065 ms direct row by row) — unless the plane is a small
 /// "same" plane, which the direct kernel also runs as one flat row (masks from `Dw3x3::flat_masks`).
-fn direct_3x3(g: &ConvGeometry) -> Option<super::arch::Dw3x3> {
-    let s = g.strides.first().copied()?;
-    (g.kernel == [3, 3] && g.dilations == [1, 1] && g.strides == [s, s] && (1..=2).contains(&s))
-        .then_some(())
-        .filter(|_| g.pads_begin.iter().all(|&p| p <= 2))?;
-    let mut d = super::arch::Dw3x3 {
-        h: g.in_spatial[0],
-        w: g.in_spatial[1],
-        ho: g.out_spatial[0],
-        wo: g.out_spatial[1],
-        s,
-        pt: g.pads_begin[0],
-        pl: g.pads_begin[1],
-        flat: None,
-    };
+fn direct_3x3(p: &Plane2d) -> Option<super::arch::Dw3x3> {
+    let fits = (p.kh, p.kw, p.dh, p.dw) == (3, 3, 1, 1) && p.sh == p.sw && p.sh <= 2 && p.ph <= 2 && p.pw <= 2;
+    if !fits {
+        return None;
+    }
+    let mut d = super::arch::Dw3x3 { h: p.h, w: p.w, ho: p.ho, wo: p.wo, s: p.sh, pt: p.ph, pl: p.pw, flat: None };
     d.flat = d.flat_masks();
-    (s == 2 || d.wo >= 12 || d.flat.is_some()).then_some(d)
+    (d.s == 2 || d.wo >= 12 || d.flat.is_some()).then_some(d)
 }
 
 /// Every channel of `channels` through the tier's direct 3×3 kernel, straight from the input plane into C's row:

@@ -31,7 +31,7 @@ mod tests;
 mod window;
 
 pub use cache::CacheSizes;
-pub use conv_t::prefer_conv_t;
+pub use conv_t::{conv_t_supported, prefer_conv_t};
 pub use depthwise::depthwise_conv;
 pub use epilogue::apply_epilogue;
 pub use gemm::{gemm_block, microkernel_probe, microkernel_seg_probe};

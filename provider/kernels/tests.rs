@@ -1088,8 +1088,9 @@ fn window_is_reused_only_within_a_job() {
         let mut scratch = Scratch::new();
         for (token, transposed) in [(11, false), (12, true), (13, false), (14, true)] {
             if token >= 13 {
-                x.iter_mut().for_each(|v| *v = -*v + 0.25); // new data at the same address
-                                                            // The last window of the previous job is still held: only the token tells it apart.
+                // New data at the same address; the last window of the previous job is still held, and only the
+                // token tells it apart.
+                x.iter_mut().for_each(|v| *v = -*v + 0.25);
                 scratch.set_job(token);
             }
             let want = naive_conv(&x, &w, &g, c_out, None);

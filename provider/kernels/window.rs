@@ -220,7 +220,9 @@ pub(crate) fn prepare<'s>(
     let key = (job, im.input.as_ptr() as usize, im.input.len(), im.geometry as *const _ as usize, cols.start, cols.end);
     let reuse = job != 0 && *held == Some(key);
     *held = (job != 0).then_some(key);
-    for c in (0..channels).filter(|_| !reuse) {
+    // A reused window keeps its contents (`buf.get` of the same length does not move them): copy no channel.
+    let copy_channels = if reuse { 0 } else { channels };
+    for c in 0..copy_channels {
         let src_plane = &im.input[c * plane..(c + 1) * plane];
         for (ph, &(py, px)) in phases.iter().enumerate() {
             let dst_phase = &mut data[c * cstride + ph * pstride..][..pstride];

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use crate::kernels::{
-    prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA, PackedB,
+    conv_t_supported, prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA,
+    PackedB,
 };
 
 use super::exec::{DepthwiseJob, Executor, GemmJob};
@@ -201,9 +202,11 @@ fn is_depthwise(w: &[usize], group: usize) -> bool {
 /// Whether constant weights `w` of a (non-depthwise) convolution should be packed for the channel-vectorized
 /// lowering: spatial rank 1–2 and an output map known at Compile (from X's declared shape) that is small enough for
 /// pixel-vectorized tiles to waste lanes. Either lowering computes any shape; this only picks the faster one.
-/// `ASYMO_CONV_T=0` (read at each Compile, so A/B sessions can share a process) keeps the pixel-vectorized lowering.
+/// `ASYMO_CONV_T` (read at each Compile, so A/B sessions can share a process): `0` keeps the pixel-vectorized
+/// lowering everywhere, `all` takes the channel-vectorized one wherever the tier supports it.
 fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
-    if !(3..=4).contains(&w.len()) || std::env::var("ASYMO_CONV_T").is_ok_and(|v| v == "0") {
+    let forced = std::env::var("ASYMO_CONV_T").ok();
+    if !(3..=4).contains(&w.len()) || forced.as_deref() == Some("0") {
         return false;
     }
     let Some(xs) = node.input(0).and_then(|v| v.shape.as_ref()) else { return false };
@@ -215,6 +218,7 @@ fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
     x[1] = w[1] * attrs.group;
     let probe = Conv { attrs: attrs.clone(), const_w: None, const_b: None };
     match probe.shape(&x, w) {
+        Ok(_) if forced.as_deref() == Some("all") => conv_t_supported(w[0] / attrs.group),
         Ok(s) => prefer_conv_t(&s.geometry, w[0] / attrs.group),
         Err(_) => false,
     }

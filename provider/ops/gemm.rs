@@ -108,13 +108,7 @@ impl Gemm {
                     how,
                     &t,
                     |t| PackedB::pack(op_view(&t.data, &t.shape, trans_b)),
-                    |p, t| {
-                        let v = op_view(&t.data, &t.shape, trans_b);
-                        p.k() == v.rows
-                            && p.cols() == v.cols
-                            && (0..v.rows)
-                                .all(|i| (0..v.cols).all(|j| super::weights::same_bits(p.at(i, j), v.at(i, j))))
-                    },
+                    |p, t| super::weights::packed_holds(p, op_view(&t.data, &t.shape, trans_b)),
                 );
                 Some((t.shape.clone(), packed))
             }

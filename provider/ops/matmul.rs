@@ -132,23 +132,17 @@ impl MatMul {
                 1 => (t.shape[0], 1, 1),
                 r => (t.shape[r - 2], t.shape[r - 1], numel(&t.shape[..r - 2])),
             };
+            // Matrix i of the (batched) B.
+            fn matrix(t: &super::Tensor, i: usize, k: usize, n: usize) -> MatRef<'_> {
+                MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n)
+            }
             let packed = weights.packed(
                 "matmul.b",
                 &t,
-                |t| {
-                    (0..count)
-                        .map(|i| PackedB::pack(MatRef::row_major(&t.data[i * k * n..(i + 1) * k * n], k, n)))
-                        .collect::<Vec<_>>()
-                },
+                |t| (0..count).map(|i| PackedB::pack(matrix(t, i, k, n))).collect::<Vec<_>>(),
                 |p, t| {
                     p.len() == count
-                        && p.iter().enumerate().all(|(b, m)| {
-                            m.k() == k
-                                && m.cols() == n
-                                && (0..k).all(|i| {
-                                    (0..n).all(|j| super::weights::same_bits(m.at(i, j), t.data[b * k * n + i * n + j]))
-                                })
-                        })
+                        && p.iter().enumerate().all(|(i, m)| super::weights::packed_holds(m, matrix(t, i, k, n)))
                 },
             );
             ConstB { shape: t.shape.clone(), packed }

@@ -10,6 +10,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use super::Tensor;
+use crate::kernels::{MatRef, PackedB};
 
 /// Packed forms of the constants seen so far in one Compile call (dropped at its end: the plans keep what they use).
 /// Only the packed forms are kept, not the sources: a candidate is found by a hash of the source's bits and
@@ -70,9 +71,11 @@ fn bits_hash(data: &[f32]) -> u64 {
     h.iter().fold(data.len() as u64, |a, &x| (a ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(29))
 }
 
-/// Whether `a` and `b` hold the same bits.
-pub(super) fn same_bits(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits()
+/// Whether `packed` holds exactly (bit for bit) the matrix `view`.
+pub(super) fn packed_holds(packed: &PackedB, view: MatRef<'_>) -> bool {
+    packed.k() == view.rows
+        && packed.cols() == view.cols
+        && (0..view.rows).all(|i| (0..view.cols).all(|j| packed.at(i, j).to_bits() == view.at(i, j).to_bits()))
 }
 
 #[cfg(test)]
@@ -96,7 +99,9 @@ mod tests {
                     packs += 1;
                     x.data.clone()
                 },
-                |p: &Vec<f32>, x| p.len() == x.data.len() && p.iter().zip(&x.data).all(|(a, b)| same_bits(*a, *b)),
+                |p: &Vec<f32>, x| {
+                    p.len() == x.data.len() && p.iter().zip(&x.data).all(|(a, b)| a.to_bits() == b.to_bits())
+                },
             )
         };
         let a = get(&mut w, "k", t(&[2], &[1.0, 2.0]));

@@ -26,7 +26,8 @@ unsafe fn neon_mmm_f32_8x12(
     const MR: usize = 8;
     const NR: usize = 12;
     // SAFETY: the panels hold k·MR and k·NR floats (read in order); the tile rows are NR writable floats at
-    // c + i·rsc (the caller's contract); NEON is enabled here and checked by the caller.
+    // c + i·rsc, and a non-null `epi` residual holds NR readable floats at res + i·res_rs (the caller's contract,
+    // see `TileEpi`); NEON is enabled here and checked by the caller.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); 3]; MR];
         let mut ap = a;

@@ -83,7 +83,7 @@ pub(crate) struct TileEpi {
     /// NR per-column values for this tile, or null.
     pub(crate) col_bias: *const f32,
     /// A residual addend laid out like the tile (element (i, t) at `res + i·res_rs + t`, lanes through the same
-    /// segments as C), or null.
+    /// segments as C), or null. When non-null, every element the kernel stores has its addend readable there.
     pub(crate) res: *const f32,
     pub(crate) res_rs: isize,
     /// Whether to clamp to `[lo, hi]` (NaN stays NaN, as `FusedOp::Clip` / `Relu`).
@@ -145,17 +145,15 @@ impl Dw3x3 {
         if !same || n == 0 || n > 64 {
             return None;
         }
+        // Built per call (the geometry is a run-time one): one pass over the ≤ 64 outputs.
         let mut m = [0u16; 36];
-        for (c, chunk) in m.chunks_exact_mut(9).enumerate() {
-            for (tap, mask) in chunk.iter_mut().enumerate() {
-                let (ky, kx) = ((tap / 3) as isize, (tap % 3) as isize);
-                for t in 0..16 {
-                    let o = c * 16 + t;
-                    let (oy, ox) = ((o / self.wo) as isize, (o % self.wo) as isize);
-                    let (iy, ix) = (oy + ky - 1, ox + kx - 1);
-                    if o < n && (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
-                        *mask |= 1 << t;
-                    }
+        for o in 0..n {
+            let (oy, ox) = (o / self.wo, o % self.wo);
+            let rows = [oy > 0, true, oy + 1 < self.h];
+            let cols = [ox > 0, true, ox + 1 < self.w];
+            for tap in 0..9 {
+                if rows[tap / 3] && cols[tap % 3] {
+                    m[(o / 16) * 9 + tap] |= 1 << (o % 16);
                 }
             }
         }
@@ -294,7 +292,9 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
-        pub(crate) unsafe fn transpose(rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+        pub(crate) unsafe fn transpose(
+            rows: usize, cols: usize, src: *const f32, lds: usize, dst: *mut f32, ldd: usize,
+        ) {
             // SAFETY: `TransposeFn`'s contract.
             unsafe { crate::kernels::arch::transpose_body(rows, cols, src, lds, dst, ldd) }
         }

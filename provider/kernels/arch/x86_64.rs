@@ -59,7 +59,7 @@ unsafe fn avx512_dw3x3(
     // addresses may lie outside the plane: formed with wrapping arithmetic); every store is masked to the outputs
     // of its row; AVX-512F is enabled here.
     unsafe {
-        // (No `array::from_fn` here: its closures would not inherit this function's target features.)
+        // (Not `array::from_fn`: a closure calling intrinsics would not inherit this function's target features.)
         let mut kv = [_mm512_setzero_ps(); 9];
         for (v, &w) in kv.iter_mut().zip(k) {
             *v = _mm512_set1_ps(w);
@@ -73,6 +73,13 @@ unsafe fn avx512_dw3x3(
         });
         let init = _mm512_set1_ps(init);
         let zero = _mm512_setzero_ps();
+        // The three kernel rows' partial sums, added and clamped (max/min return their second operand when either
+        // is NaN: with the sum second, NaN propagates).
+        macro_rules! finish {
+            ($a0:expr, $a1:expr, $a2:expr) => {
+                _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps($a0, $a1), $a2)))
+            };
+        }
         if let Some(masks) = &g.flat {
             // A small "same" plane as one flat row: every tap is one offset from the output's flat index, the masks
             // drop the lanes whose tap falls outside the plane or across a row end.
@@ -87,7 +94,7 @@ unsafe fn avx512_dw3x3(
                         a[ky] = _mm512_fmadd_ps(v, kv[ky * 3 + kx], a[ky]);
                     }
                 }
-                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
+                let v = finish!(a[0], a[1], a[2]);
                 let lanes = (n - 16 * c).min(16);
                 _mm512_mask_storeu_ps(y.add(16 * c), ((1u32 << lanes) - 1) as u16, v);
             }
@@ -169,8 +176,7 @@ unsafe fn avx512_dw3x3(
                     row_taps!(a[ky], r0.add(ky * g.w), -pl, ky, Some(m0));
                     row_taps!(a[3 + ky], r1.add(ky * g.w), -pl, ky, Some(m0));
                 }
-                let v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
-                let v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[3], a[4]), a[5])));
+                let (v0, v1) = (finish!(a[0], a[1], a[2]), finish!(a[3], a[4], a[5]));
                 let nm = ((1u32 << g.wo) - 1) as u16;
                 _mm512_mask_storeu_ps(y.add(oy * g.wo), nm, v0);
                 _mm512_mask_storeu_ps(y.add((oy + 1) * g.wo), nm, v1);
@@ -201,8 +207,7 @@ unsafe fn avx512_dw3x3(
                         row_taps!(a[ky], rows[ky], q, ky, None::<[u16; 3]>);
                         row_taps!(a[3 + ky], rows[ky], q2, ky, None::<[u16; 3]>);
                     }
-                    let v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
-                    let v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[3], a[4]), a[5])));
+                    let (v0, v1) = (finish!(a[0], a[1], a[2]), finish!(a[3], a[4], a[5]));
                     _mm512_storeu_ps(yrow.add(ox0), v0);
                     _mm512_storeu_ps(yrow.add(ox0 + 16), v1);
                     ox0 += 32;
@@ -216,9 +221,7 @@ unsafe fn avx512_dw3x3(
                         row_taps!(a[ky], rows[ky], q, ky, Some(m));
                     }
                 }
-                // max/min return their second operand when either is NaN: with v second, NaN propagates.
-                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2])));
-                _mm512_mask_storeu_ps(yrow.add(ox0), ((1u32 << n) - 1) as u16, v);
+                _mm512_mask_storeu_ps(yrow.add(ox0), ((1u32 << n) - 1) as u16, finish!(a[0], a[1], a[2]));
                 ox0 += 16;
             }
             oy += 1;
@@ -403,7 +406,8 @@ unsafe fn avx2_mmm_f32_6x16(
     const MR: usize = 6;
     const NR: usize = 16;
     // SAFETY: the panels hold k·MR and k·NR floats (read below in order); the tile rows are NR writable floats at
-    // c + i·rsc (the caller's contract); AVX2/FMA are enabled on this function and supported by the caller's check.
+    // c + i·rsc, and a non-null `epi` residual holds NR readable floats at res + i·res_rs (the caller's contract,
+    // see `TileEpi`); AVX2/FMA are enabled on this function and supported by the caller's check.
     unsafe {
         // Warm the C tile while the product runs (it is read back when accumulating and written at the end).
         for i in 0..MR {
@@ -612,7 +616,8 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
     const NR: usize = 32;
     // SAFETY: the panels hold k·MR and k·NR floats (or, with ROWS, boff holds k offsets and each B row b + boff[p]
     // is readable for NR floats), read below in order; every lane a segment selects is a
-    // writable (and, when accumulating, readable) C element owned by the caller; masked-off lanes are not accessed
+    // writable (and, when accumulating, readable) C element owned by the caller, and readable in a non-null `epi`
+    // residual at res + i·res_rs + seg.delta + t (`TileEpi`'s contract); masked-off lanes are not accessed
     // (AVX-512 masked loads and stores suppress faults), so their addresses may lie outside C (formed with
     // wrapping arithmetic). AVX-512F is enabled by the caller.
     unsafe {
