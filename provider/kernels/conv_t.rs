@@ -40,14 +40,23 @@ pub(crate) struct TPanel {
 /// the masked-store kernel with A read in place: AVX-512). Measured per layer (ResNet-50, MobileNetV1, SqueezeNet,
 /// VGG-16 shapes, one core, `tools/ab_conv_t.py`, BENCHMARKS.md "third round"), with the transposed buffer moved
 /// into C by in-register 8 × 8 transposes and one window per job and worker:
-/// - spatial kernels (3×3 …) with ≥ 16 input channels win 1.05–1.44× at every map size up to 112×112, stride 1
-///   or 2 (the pixel-vectorized tiles straddle the window's padded rows); with 3 input channels (a network's
-///   first layer, K = 27 / 147) they do not (0.93–1.00×); ≥ 64 output channels keep ≥ 2 channel blocks to split;
+/// - spatial kernels (3×3 …) with ≥ 16 input channels and unit strides win 1.05–1.44× at every map size (1.13–1.27×
+///   on 160² … 224² maps: the pixel-vectorized tiles straddle the window's padded rows); with fewer input channels
+///   (a network's first layer, K = 27 / 147) only on maps of ≥ 128² pixels (1.3–1.9×; 0.95–1.02× on 56² … 112²);
+///   strided, they win up to 80² output pixels (1.04–1.09×) and lose beyond (0.82× at 112², from a 224² input),
+///   or with 3 input channels (0.92×); ≥ 64 output channels keep ≥ 2 channel blocks to split;
 /// - 1×1 kernels win with ≤ 256 pixels and K ≥ 256 (1.09–1.27×); on larger maps or with smaller K the extra pass
 ///   through the `pixels × channels` buffer costs more than the lanes it saves (0.73–1.02×).
 pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let (pixels, k) = (g.n(), g.k());
-    let spatial = g.kernel.iter().any(|&d| d > 1) && g.channels >= 16 && channels >= 64 && pixels <= 112 * 112;
+    let unit_strides = g.strides.iter().all(|&s| s == 1);
+    let spatial = g.kernel.iter().any(|&d| d > 1)
+        && channels >= 64
+        && if unit_strides {
+            g.channels >= 16 || pixels >= 128 * 128
+        } else {
+            g.channels >= 16 && pixels <= 80 * 80
+        };
     let pointwise_small = pixels <= 256 && k >= 256;
     conv_t_supported(channels) && (spatial || pointwise_small)
 }
@@ -63,6 +72,36 @@ pub fn conv_t_supported(channels: usize) -> bool {
 /// Same contract as `gemm_block` (each element of the block written once, nothing else touched).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_t_block(
+    wt: &PackedB,
+    im: Im2col<'_>,
+    c: MatMut<'_>,
+    k: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    ops: &[FusedOp<'_>],
+    scratch: &mut Scratch,
+) {
+    // Large maps run in chunks of whole output rows, so the window copy and the pixels × channels buffer stay
+    // bounded (a 224 × 224 map of 64 channels would otherwise hold two 13 MB buffers per worker).
+    let ow = im.geometry.out_spatial.last().copied().unwrap_or(1).max(1);
+    let chunk = (CT_CHUNK_BYTES / 4 / rows.len().max(1) / ow).max(1) * ow;
+    let mut c0 = cols.start;
+    while c0 < cols.end {
+        let c1 = (c0 / ow * ow + chunk).min(cols.end);
+        conv_t_chunk(wt, im, c, k, rows.clone(), c0..c1, ops, scratch);
+        c0 = c1;
+    }
+}
+
+/// The most bytes of pixels × channels buffer one chunk of `conv_t_block` uses (whole output rows, at least one):
+/// 8 MB measured as fast as one block on 224 × 224 maps (VGG-16); tests use a small bound so chunks are exercised.
+#[cfg(not(test))]
+const CT_CHUNK_BYTES: usize = 8 << 20;
+#[cfg(test)]
+const CT_CHUNK_BYTES: usize = 4 << 10;
+
+#[allow(clippy::too_many_arguments)]
+fn conv_t_chunk(
     wt: &PackedB,
     im: Im2col<'_>,
     c: MatMut<'_>,
