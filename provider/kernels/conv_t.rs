@@ -52,11 +52,7 @@ pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let unit_strides = g.strides.iter().all(|&s| s == 1);
     let spatial = g.kernel.iter().any(|&d| d > 1)
         && channels >= 64
-        && if unit_strides {
-            g.channels >= 16 || pixels >= 128 * 128
-        } else {
-            g.channels >= 16 && pixels <= 80 * 80
-        };
+        && if unit_strides { g.channels >= 16 || pixels >= 128 * 128 } else { g.channels >= 16 && pixels <= 80 * 80 };
     let pointwise_small = pixels <= 256 && k >= 256;
     conv_t_supported(channels) && (spatial || pointwise_small)
 }

@@ -38,6 +38,7 @@ pub use gemm::{gemm_block, microkernel_probe, microkernel_seg_probe};
 pub use gemv::{gemv_partial, gemv_reduce, gemv_shape, GemvShape};
 pub use isa::{best_isa, force_isa, selected_isa, tile_info, tile_info_for, Isa, TileInfo};
 pub use pack::{PackedA, PackedB, Scratch};
+pub use window::pointwise_in_place;
 
 /// A read-only strided matrix view: element (i, j) is at `ptr + i·rs + j·cs`. Strides may be 0 (broadcast).
 #[derive(Clone, Copy, Debug)]

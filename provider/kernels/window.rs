@@ -150,6 +150,16 @@ impl G2 {
 /// Identity of a prepared window: (job token, input address and length, geometry address, first and end column).
 pub(crate) type WindowKey = (u64, usize, usize, usize, usize, usize);
 
+/// Whether a 1×1 stride-1 convolution with `rows` output channels (per group) and `k` input channels should pass
+/// its input as a direct window (B rows read in place by the micro-kernel) rather than as a row-major view packed
+/// into panels. Packing costs a pass over the whole input, repaid only when many row tiles reuse the panels:
+/// measured one core (`examples/conv_probe`, 55² and 28² maps), in place wins 1.1–2× with ≤ 48 output channels
+/// and ≥ 32 input channels (a squeeze layer: 64→16 35 vs 48 µs, 256→8 73 vs 142 µs), is even at 64 and loses
+/// with more output channels or K = 16 (16→64: 54 vs 43 µs).
+pub fn pointwise_in_place(rows: usize, k: usize) -> bool {
+    rows <= 48 && k >= 32
+}
+
 /// Prepare the shifted B of `im` for C columns `cols` (non-empty): the window goes into `buf`, the K row offsets
 /// into `row_off`. `stride2` is the tier's `dst[t] = src[2t]` copy (stride-2 phase splits). With a non-zero `job`
 /// token, `held` records what `buf` holds, and a window already held for the same job, input, geometry and columns

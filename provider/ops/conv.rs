@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use crate::kernels::{
-    conv_t_supported, prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut, MatRef, PackedA,
-    PackedB,
+    conv_t_supported, pointwise_in_place, prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut,
+    MatRef, PackedA, PackedB,
 };
 
 use super::exec::{DepthwiseJob, Executor, GemmJob};
@@ -431,7 +431,8 @@ impl Conv {
                 .collect();
             return exec.depthwise(&jobs);
         }
-        // A 1×1 kernel with unit strides and no padding reads X directly as the (C/g × spatial) B matrix.
+        // A 1×1 kernel with unit strides and no padding reads X directly as the (C/g × spatial) B matrix: packed
+        // into panels, or (few output channels) read in place through the direct window.
         let pointwise = g.kernel.iter().all(|&k| k == 1)
             && g.strides.iter().all(|&s| s == 1)
             && g.pads_begin.iter().all(|&p| p == 0)
@@ -451,7 +452,7 @@ impl Conv {
                     }
                     _ => unreachable!("W presence checked above"),
                 };
-                let b = if pointwise && !matches!(a, AOperand::PackedT(_)) {
+                let b = if pointwise && !matches!(a, AOperand::PackedT(_)) && !pointwise_in_place(mg, kg) {
                     BOperand::View(MatRef::row_major(x_grp, kg, p))
                 } else {
                     BOperand::Im2col(Im2col { input: x_grp, geometry: g })
