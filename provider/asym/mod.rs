@@ -215,13 +215,13 @@ impl Runtime {
             (None, Schedule::Asymo) => {
                 let opts = CalibrationOptions {
                     budget: config.calibration_budget,
-                    kinds: vec![KernelKind::Gemm],
+                    kinds: vec![KernelKind::Gemm, KernelKind::Depthwise],
                     scale_by_capacity: config.declared(),
                     sysfs_root: config.topology.sysfs_root.clone().unwrap_or_else(|| PathBuf::from("/sys")),
                     ..Default::default()
                 };
                 let dir = config.cache_dir.clone().or_else(cost::default_cache_dir);
-                let work = gemm_workload();
+                let work = calibration_workload();
                 cost::load_or_calibrate(&topology, dir.as_deref(), &opts, &work)
                     .map_err(|e| AsymError::Cost(e.to_string()))?
                     .0
@@ -328,23 +328,51 @@ pub fn class_speeds(cost: &CostModel, topo: &Topology) -> Vec<f64> {
     (0..topo.classes.len()).map(|c| t0 / cost.predict(c, &s)).collect()
 }
 
-/// The built-in calibration workload: `gemm_block` over row-major operands sized for the largest shape.
-pub fn gemm_workload() -> impl Fn(&TaskShape) + Sync {
-    use crate::kernels::{gemm_block, AOperand, BOperand, MatMut, MatRef, Scratch};
-    let max = cost::calibration_shapes(KernelKind::Gemm)
-        .into_iter()
-        .chain(cost::calibration_shapes(KernelKind::Gemv))
-        .fold((0, 0, 0), |acc, s| (acc.0.max(s.m * s.k), acc.1.max(s.k * s.n), acc.2.max(s.m * s.n)));
-    let a: Vec<f32> = (0..max.0).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
-    let b: Vec<f32> = (0..max.1).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
-    let state = parking_lot::Mutex::new((vec![0.0f32; max.2], Scratch::new()));
+/// The calibration workload for every kernel kind, operands sized for the largest shape: `gemm_block` over
+/// row-major operands (GEMM, GEMV), over a 1-D kernel-1 convolution's im2col (Conv: `k` channels, `n`
+/// positions), and `depthwise_conv` on a square map with a square "same" kernel (Depthwise: `m` channels, `n`
+/// positions, `k` taps).
+pub fn calibration_workload() -> impl Fn(&TaskShape) + Sync {
+    use crate::kernels::{
+        depthwise_conv, gemm_block, AOperand, BOperand, ConvGeometry, Im2col, MatMut, MatRef, Scratch,
+    };
+    let shapes: Vec<TaskShape> = KernelKind::ALL.iter().flat_map(|&k| cost::calibration_shapes(k)).collect();
+    let max = |f: &dyn Fn(&TaskShape) -> usize| shapes.iter().map(f).max().unwrap_or(1);
+    let a: Vec<f32> = (0..max(&|s| s.m * s.k)).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let b: Vec<f32> = (0..max(&|s| s.k.max(s.m) * s.n)).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let state = parking_lot::Mutex::new((vec![0.0f32; max(&|s| s.m * s.n)], Scratch::new()));
+    let isqrt = |v: usize| (v as f64).sqrt().round() as usize;
     move |s: &TaskShape| {
         let mut st = state.lock();
         let (c, scratch) = &mut *st;
         let am = MatRef::row_major(&a[..s.m * s.k], s.m, s.k);
-        let bm = MatRef::row_major(&b[..s.k * s.n], s.k, s.n);
         let cm = MatMut::row_major(&mut c[..s.m * s.n], s.m, s.n);
-        gemm_block(AOperand::View(am), BOperand::View(bm), cm, s.k, 0..s.m, 0..s.n, &[], scratch);
+        let geometry = |channels: usize, side: usize, kernel: usize, rank: usize| ConvGeometry {
+            channels,
+            in_spatial: vec![side; rank],
+            kernel: vec![kernel; rank],
+            out_spatial: vec![side; rank],
+            strides: vec![1; rank],
+            dilations: vec![1; rank],
+            pads_begin: vec![kernel / 2; rank],
+        };
+        match s.kind {
+            KernelKind::Conv => {
+                let g = geometry(s.k, s.n, 1, 1);
+                let im = Im2col { input: &b[..s.k * s.n], geometry: &g };
+                gemm_block(AOperand::View(am), BOperand::Im2col(im), cm, s.k, 0..s.m, 0..s.n, &[], scratch);
+            }
+            KernelKind::Depthwise => {
+                let (side, kernel) = (isqrt(s.n), isqrt(s.k));
+                debug_assert_eq!((side * side, kernel * kernel), (s.n, s.k), "square depthwise calibration shapes");
+                let g = geometry(s.m, side, kernel, 2);
+                depthwise_conv(&b[..s.m * s.n], &a[..s.m * s.k], None, &g, 1, cm, 0..s.m, &[], scratch);
+            }
+            KernelKind::Gemm | KernelKind::Gemv => {
+                let bm = MatRef::row_major(&b[..s.k * s.n], s.k, s.n);
+                gemm_block(AOperand::View(am), BOperand::View(bm), cm, s.k, 0..s.m, 0..s.n, &[], scratch);
+            }
+        }
         std::hint::black_box(&c[0]);
     }
 }

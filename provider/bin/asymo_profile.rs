@@ -15,12 +15,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asymo_ep::asym::cost::{self, CalibrationOptions, CostModel, KernelKind, TaskShape};
+use asymo_ep::asym::cost::{self, CalibrationOptions, CostModel, KernelKind};
 use asymo_ep::asym::energy::{self, EnergyProfile, MeasureConfig, WorkItem};
 use asymo_ep::asym::freq::{Governor, GovernorConfig, LogFn, LogLevel};
 use asymo_ep::asym::reuse::ReuseClass;
 use asymo_ep::asym::topology::{self, Topology, TopologyOptions};
-use asymo_ep::kernels::{gemm_block, AOperand, BOperand, ConvGeometry, Im2col, MatMut, MatRef, Scratch};
+use asymo_ep::kernels::{gemm_block, AOperand, BOperand, MatMut, MatRef, Scratch};
 
 const USAGE: &str = "\
 asymo-profile: measure this machine for the AsyMo execution provider and write its JSON profile
@@ -288,41 +288,7 @@ fn run(args: &Args) -> Result<(), Failure> {
 // Cost model
 
 fn calibrate(args: &Args, topo: &Topology, topt: &TopologyOptions) -> Result<CostModel, Failure> {
-    // Operands big enough for every calibration shape.
-    let shapes: Vec<TaskShape> = KernelKind::ALL.iter().flat_map(|&k| cost::calibration_shapes(k)).collect();
-    let max_a = shapes.iter().map(|s| s.m * s.k).max().unwrap_or(1);
-    let max_b = shapes.iter().map(|s| s.k * s.n).max().unwrap_or(1);
-    let max_c = shapes.iter().map(|s| s.m * s.n).max().unwrap_or(1);
-    let a: Vec<f32> = (0..max_a).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
-    let b: Vec<f32> = (0..max_b).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
-    let state = parking_lot::Mutex::new((vec![0.0f32; max_c], Scratch::new()));
-    let workload = |s: &TaskShape| {
-        let mut st = state.lock();
-        let (c, scratch) = &mut *st;
-        let am = MatRef::row_major(&a[..s.m * s.k], s.m, s.k);
-        let cm = MatMut::row_major(&mut c[..s.m * s.n], s.m, s.n);
-        match s.kind {
-            KernelKind::Conv => {
-                // A 1-D convolution with kernel 1 over `k` channels: the im2col path, `n` output positions.
-                let g = ConvGeometry {
-                    channels: s.k,
-                    in_spatial: vec![s.n],
-                    kernel: vec![1],
-                    out_spatial: vec![s.n],
-                    strides: vec![1],
-                    dilations: vec![1],
-                    pads_begin: vec![0],
-                };
-                let im = Im2col { input: &b[..s.k * s.n], geometry: &g };
-                gemm_block(AOperand::View(am), BOperand::Im2col(im), cm, s.k, 0..s.m, 0..s.n, &[], scratch);
-            }
-            _ => {
-                let bm = MatRef::row_major(&b[..s.k * s.n], s.k, s.n);
-                gemm_block(AOperand::View(am), BOperand::View(bm), cm, s.k, 0..s.m, 0..s.n, &[], scratch);
-            }
-        }
-        std::hint::black_box(&c[0]);
-    };
+    let workload = asymo_ep::asym::calibration_workload();
     let progress = |line: &str| eprintln!("  {line}");
     let opts = CalibrationOptions {
         budget: args.budget,

@@ -146,7 +146,7 @@ impl Executor for AsymRuntime {
         let taps: usize = first.geometry.kernel.iter().product();
         // A depthwise kernel computes whole output planes: split channels (rows) only, with the plane as one tile.
         let problem =
-            GemmProblem::new(KernelKind::Conv, jobs.len(), channels, positions, taps).tile(1, positions.max(1));
+            GemmProblem::new(KernelKind::Depthwise, jobs.len(), channels, positions, taps).tile(1, positions.max(1));
         let plan = self.plan(&problem);
         run_plan(self, &plan, &|task, scratch| {
             for job in &jobs[task.batch.clone()] {
