@@ -268,8 +268,7 @@ fn direct_3x3(p: &Plane2d) -> Option<super::arch::Dw3x3> {
     if !fits {
         return None;
     }
-    let mut d = super::arch::Dw3x3 { h: p.h, w: p.w, ho: p.ho, wo: p.wo, s: p.sh, pt: p.ph, pl: p.pw, flat: None };
-    d.flat = d.flat_masks();
+    let d = super::arch::Dw3x3::new(p.h, p.w, p.ho, p.wo, p.sh, p.ph, p.pw);
     (d.s == 2 || d.wo >= 12 || d.flat.is_some()).then_some(d)
 }
 

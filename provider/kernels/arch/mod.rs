@@ -135,9 +135,54 @@ pub(crate) struct Dw3x3 {
     /// tap (ky, kx) of output `o` is input `o + (ky − 1)·w + kx − 1`; `flat[c·9 + tap]` masks the lanes of
     /// 16-output step `c` whose tap lies inside the plane (not across a row end). `None` otherwise.
     pub(crate) flat: Option<[u16; 36]>,
+    /// [`Dw3x3::step_masks`] of the first two and the last two 16-output steps of a row (the same on every row
+    /// and channel: computed once per layer, see [`Dw3x3::edge_masks`]).
+    pub(crate) edge: [[u16; 3]; 4],
 }
 
 impl Dw3x3 {
+    /// The geometry with its precomputed masks.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(h: usize, w: usize, ho: usize, wo: usize, s: usize, pt: usize, pl: usize) -> Dw3x3 {
+        let mut d = Dw3x3 { h, w, ho, wo, s, pt, pl, flat: None, edge: [[0; 3]; 4] };
+        d.flat = d.flat_masks();
+        d.edge = d.edge_masks();
+        d
+    }
+
+    /// Lanes `t` of a 16-float load at input column `q` (possibly negative) that lie inside the row: 0 ≤ q + t < w.
+    pub(crate) fn inside(&self, q: isize) -> u16 {
+        let lo = (-q).clamp(0, 16);
+        let hi = (self.w as isize - q).clamp(0, 16);
+        if hi <= lo {
+            0
+        } else {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+        }
+    }
+
+    /// The load masks of 16-output step `i` of a row: stride 1, the loads at its first input column `q`, `q + 1`,
+    /// `q + 2`; stride 2, at `q`, `q + 16` and lane 0 at `q + 32`.
+    pub(crate) fn step_masks(&self, i: usize) -> [u16; 3] {
+        let q = (self.s * 16 * i) as isize - self.pl as isize;
+        if self.s == 1 {
+            [self.inside(q), self.inside(q + 1), self.inside(q + 2)]
+        } else {
+            [self.inside(q), self.inside(q + 16), self.inside(q + 32) & 1]
+        }
+    }
+
+    /// `step_masks` of steps 0, 1, steps − 2, steps − 1 (clamped to the row's steps).
+    pub(crate) fn edge_masks(&self) -> [[u16; 3]; 4] {
+        let steps = self.wo.div_ceil(16);
+        [
+            self.step_masks(0),
+            self.step_masks(1),
+            self.step_masks(steps.saturating_sub(2)),
+            self.step_masks(steps.saturating_sub(1)),
+        ]
+    }
+
     /// The flat-plane masks when the geometry allows them (see `flat`).
     pub(crate) fn flat_masks(&self) -> Option<[u16; 36]> {
         let same = self.s == 1 && self.pt == 1 && self.pl == 1 && self.ho == self.h && self.wo == self.w;

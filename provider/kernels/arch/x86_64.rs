@@ -45,16 +45,6 @@ unsafe fn avx512_dw3x3(
     clamp: Option<(f32, f32)>,
     y: *mut f32,
 ) {
-    // Lanes t of a 16-float load at input column q (possibly negative) that lie inside the row: 0 ≤ q + t < w.
-    let inside = |q: isize| -> u16 {
-        let lo = (-q).clamp(0, 16);
-        let hi = (g.w as isize - q).clamp(0, 16);
-        if hi <= lo {
-            0
-        } else {
-            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
-        }
-    };
     // SAFETY: every load is masked to positions inside its input row (masked-off lanes are not accessed, so the
     // addresses may lie outside the plane: formed with wrapping arithmetic); every store is masked to the outputs
     // of its row; AVX-512F is enabled here.
@@ -135,33 +125,21 @@ unsafe fn avx512_dw3x3(
         // The last input column a 16-output step reads, relative to its first: 15 + 2 (stride 1), 32 (stride 2).
         let reach = if s == 1 { 17 } else { 32 };
         // Lane masks of the steps that need them, the same on every output row: the first two and the last two
-        // steps of a row (rows of up to 64 outputs: every step).
+        // steps of a row, precomputed per layer (`g.edge`); the others only on rows that lack an input row.
         let steps = g.wo.div_ceil(16);
-        let step_masks = |i: usize| -> [u16; 3] {
-            let q = s * (16 * i) as isize - pl;
-            if s == 1 {
-                [inside(q), inside(q + 1), inside(q + 2)]
-            } else {
-                [inside(q), inside(q + 16), inside(q + 32) & 1]
-            }
-        };
-        let edge: [[u16; 3]; 4] = std::array::from_fn(|t| match t {
-            0 | 1 => step_masks(t),
-            _ => step_masks((steps + t).saturating_sub(4)),
-        });
         let mask_of = |i: usize| -> [u16; 3] {
             if i < 2 {
-                edge[i]
+                g.edge[i]
             } else if i + 2 >= steps {
-                edge[i + 4 - steps]
+                g.edge[i + 4 - steps]
             } else {
-                step_masks(i)
+                g.step_masks(i)
             }
         };
         // Rows of a single 16-lane step (MobileNet's 14×14 and 7×7 outputs): every row has the same masks, and
         // two interior rows (all three input rows inside the plane) run together for independent FMA chains.
         let one_step = steps == 1;
-        let m0 = step_masks(0);
+        let m0 = g.edge[0];
         let interior = |oy: usize| {
             let iy0 = (oy * g.s) as isize - g.pt as isize;
             iy0 >= 0 && iy0 + 2 < g.h as isize
