@@ -266,7 +266,7 @@ fn driver(
                     None => {
                         let dst = abuf.get(im.div_ceil(mr) * mr * kb);
                         match a {
-                            AOperand::View(v) => pack_a(v, ic, im, pc, kb, mr, dst),
+                            AOperand::View(v) => pack_a(ks.transpose, v, ic, im, pc, kb, mr, dst),
                             AOperand::Packed(pa) => pack_a_from(pa, ic, im, pc, kb, mr, dst),
                             AOperand::PackedT(_) => unreachable!("transposed A runs in conv_t"),
                         }

@@ -8,6 +8,7 @@
 //! ([`PackedA`], [`PackedB`]) are packed once over the full K (`kc = K`): the kernel reads a `kc`-deep slice of a panel
 //! at offset `pc·MR` (`pc·NR`), so no K blocking is baked into them.
 
+use super::arch::TransposeFn;
 use super::buf::AlignedBuf;
 use super::depthwise::Tap;
 use super::isa::{selected_isa, Isa};
@@ -32,9 +33,10 @@ impl PackedA {
 
     /// Pack for a given tier. Panics if the host cannot run it.
     pub fn pack_for(isa: Isa, a: MatRef<'_>) -> Self {
-        let mr = isa.kernels().mr;
+        let ks = isa.kernels();
+        let mr = ks.mr;
         let mut data = AlignedBuf::zeroed(a.rows.div_ceil(mr) * mr * a.cols);
-        pack_a(a, 0, a.rows, 0, a.cols, mr, data.as_mut_slice());
+        pack_a(ks.transpose, a, 0, a.rows, 0, a.cols, mr, data.as_mut_slice());
         PackedA { isa, mr, rows: a.rows, k: a.cols, data }
     }
 
@@ -149,7 +151,17 @@ impl Scratch {
 }
 
 /// Pack `A[i0 .. i0+m, p0 .. p0+kc]` into MR-row panels at `dst` (zero-padding the last panel).
-pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_a(
+    transpose: TransposeFn,
+    a: MatRef<'_>,
+    i0: usize,
+    m: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
     let panels = m.div_ceil(mr);
     let dst = &mut dst[..panels * mr * kc];
     for q in 0..panels {
@@ -163,23 +175,11 @@ pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, m
                 let col = unsafe { std::slice::from_raw_parts(a.ptr_at(r0, p0 + p), mr) };
                 pan[p * mr..(p + 1) * mr].copy_from_slice(col);
             }
-        } else if a.cs == 1 && h == mr && matches!(mr, 4 | 6 | 8 | 12) {
-            // Row-major A, full panel: MR row streams, one MR-wide group written per k step.
-            match mr {
-                4 => pack_a_rows::<4>(a, r0, p0, kc, pan),
-                6 => pack_a_rows::<6>(a, r0, p0, kc, pan),
-                8 => pack_a_rows::<8>(a, r0, p0, kc, pan),
-                _ => pack_a_rows::<12>(a, r0, p0, kc, pan),
-            }
-        } else if a.cs == 1 {
-            // Row-major A: read each row contiguously, write it with stride MR.
-            for r in 0..h {
-                // SAFETY: A(r0+r, p0 .. p0+kc) is in range and contiguous.
-                let row = unsafe { std::slice::from_raw_parts(a.ptr_at(r0 + r, p0), kc) };
-                for (p, &v) in row.iter().enumerate() {
-                    pan[p * mr + r] = v;
-                }
-            }
+        } else if a.cs == 1 && a.rs >= 0 {
+            // Row-major A: the panel is the h × kc block transposed (the tier's in-register transposes).
+            // SAFETY: rows r0 .. r0+h and columns p0 .. p0+kc are in range of the view (row stride rs, columns
+            // contiguous); the panel holds kc·mr floats, written at p·mr + r for r < h ≤ mr.
+            unsafe { transpose(h, kc, a.ptr_at(r0, p0), a.rs as usize, pan.as_mut_ptr(), mr) };
             zero_pad_rows(pan, h, mr, kc);
         } else {
             for p in 0..kc {
@@ -188,19 +188,6 @@ pub(crate) fn pack_a(a: MatRef<'_>, i0: usize, m: usize, p0: usize, kc: usize, m
                 }
             }
             zero_pad_rows(pan, h, mr, kc);
-        }
-    }
-}
-
-/// One full MR-row panel of a row-major A: `pan[p·MR + r] = A[r0 + r, p0 + p]`.
-#[inline(always)]
-fn pack_a_rows<const MR: usize>(a: MatRef<'_>, r0: usize, p0: usize, kc: usize, pan: &mut [f32]) {
-    // SAFETY: rows r0 .. r0+MR, columns p0 .. p0+kc are in range of the view, each row contiguous.
-    let rows: [&[f32]; MR] = std::array::from_fn(|r| unsafe { std::slice::from_raw_parts(a.ptr_at(r0 + r, p0), kc) });
-    for (p, group) in pan[..kc * MR].chunks_exact_mut(MR).enumerate() {
-        let group: &mut [f32; MR] = group.try_into().unwrap();
-        for r in 0..MR {
-            group[r] = rows[r][p];
         }
     }
 }

@@ -1041,7 +1041,7 @@ fn transpose_every_tier() {
     let mut rng = Rng::new(0x7A);
     for isa in tiers() {
         let ks = isa.kernels();
-        for &rows in &[1, 2, 7, 8, 9, 15, 16, 17, 49, 196] {
+        for &rows in &[1, 2, 4, 7, 8, 9, 12, 15, 16, 17, 20, 49, 196] {
             for &cols in &[1, 3, 8, 9, 16, 23, 32] {
                 let (lds, ldd) = (cols + rng.range(0, 5), rows + rng.range(0, 5));
                 let src = rng.vec(rows * lds);

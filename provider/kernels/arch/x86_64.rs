@@ -253,9 +253,33 @@ unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, 
                 }
             }
         }
-        // Right edge (columns c8..) of the whole-row part, then the bottom rows r8.. over every column.
-        super::transpose_body(r8, cols - c8, src.add(c8), lds, dst.add(c8 * ldd), ldd);
-        super::transpose_body(rows - r8, cols, src.add(r8 * lds), lds, dst.add(r8), ldd);
+        // A group of 4 rows below them (the 12-row A panels of a GEMM: 8 + 4), 4 × 8 blocks: two 4 × 4
+        // transposes per block, one per 128-bit half.
+        let r4 = if rows - r8 >= 4 { r8 + 4 } else { r8 };
+        if r4 > r8 {
+            for j0 in (0..c8).step_by(8) {
+                let s = src.add(r8 * lds + j0);
+                let r: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * lds)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let u = [
+                    _mm256_shuffle_ps::<0x44>(t0, t2),
+                    _mm256_shuffle_ps::<0xEE>(t0, t2),
+                    _mm256_shuffle_ps::<0x44>(t1, t3),
+                    _mm256_shuffle_ps::<0xEE>(t1, t3),
+                ];
+                let d = dst.add(j0 * ldd + r8);
+                for (j, v) in u.iter().enumerate() {
+                    _mm_storeu_ps(d.add(j * ldd), _mm256_castps256_ps128(*v));
+                    _mm_storeu_ps(d.add((j + 4) * ldd), _mm256_extractf128_ps::<1>(*v));
+                }
+            }
+        }
+        // Right edge (columns c8..) of the rows done above, then the bottom rows r4.. over every column.
+        super::transpose_body(r4, cols - c8, src.add(c8), lds, dst.add(c8 * ldd), ldd);
+        super::transpose_body(rows - r4, cols, src.add(r4 * lds), lds, dst.add(r4), ldd);
     }
 }
 
