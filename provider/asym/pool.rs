@@ -3,10 +3,13 @@
 //!
 //! # Jobs
 //! [`Pool::run`] pushes a plan's tasks to the workers' queues and blocks the calling thread until all of them have
-//! run (or been skipped after a panic), then returns. The caller **does not run tasks** of its own job: ORT's calling
-//! thread is not pinned, and on a machine whose cores all have a worker it would only compete with them (the case
-//! the paper measures). It spins for at most `caller_spin` and then sleeps on the job's condition variable, so it
-//! never burns a core while waiting. Three exceptions run tasks on the calling thread, serially:
+//! run (or been skipped after a panic), then returns. The caller does not take tasks planned for other cores: ORT's
+//! calling thread is not pinned, and on a machine whose cores all have a worker it would only compete with them
+//! (the case the paper measures). While it waits it runs the tasks of its job queued for the worker pinned to the
+//! core it is on — that worker could only run them while the caller yields the core to it, two context switches
+//! per job (SqueezeNet two cores 1.05×, Char-RNN 1.12×, neutral with CPU 1 busy) — and otherwise spins for at most
+//! `caller_spin`, then sleeps on the job's condition variable, so it never burns a core while waiting. Three
+//! exceptions run whole plans on the calling thread, serially:
 //! - a plan with one task predicted under `inline_below_secs` (100 µs): no other worker could share it, and the
 //!   hand-off to a worker and back costs more than it saves (a 60 µs depthwise layer: p50 77 µs handed over, 62 µs
 //!   inline; Char-RNN's small GEMMs: p50 0.82 → 0.69 ms on two cores);
@@ -82,6 +85,9 @@ pub struct PoolConfig {
     pub caller_run_spin: Duration,
     /// Single-task plans predicted below this run on the calling thread (see the module doc).
     pub inline_below_secs: f64,
+    /// While waiting, the calling thread runs its job's tasks queued for the worker of its core (see the module
+    /// doc; off only in tests that need every task run by a worker).
+    pub caller_helps: bool,
 }
 
 impl Default for PoolConfig {
@@ -96,6 +102,7 @@ impl Default for PoolConfig {
             caller_spin: Duration::from_micros(5),
             caller_run_spin: Duration::from_millis(2),
             inline_below_secs: 100e-6,
+            caller_helps: true,
         }
     }
 }
@@ -423,7 +430,20 @@ impl Pool {
         } else {
             sh.cfg.caller_spin
         };
+        // The worker pinned to the caller's core could only run while this thread yields that core to it: the
+        // caller runs that worker's queued tasks of this job itself instead (two context switches fewer per job).
+        let helped = caller_cpu.filter(|_| sh.cfg.caller_helps).and_then(|cpu| sh.worker_on(cpu));
         while job.remaining.load(Ordering::Acquire) != 0 && t0.elapsed() < spin_for {
+            if let Some(w) = helped {
+                if let Some(qt) = sh.pop_front_if(w, |t| Arc::ptr_eq(&t.job, &job)) {
+                    let core = &sh.topo.cores[w];
+                    CALLER_SCRATCH.with(|s| match s.try_borrow_mut() {
+                        Ok(mut s) => execute(sh, w, core.class, core.cpu, &mut s, qt, false),
+                        Err(_) => execute(sh, w, core.class, core.cpu, &mut Scratch::new(), qt, false),
+                    });
+                    continue;
+                }
+            }
             for _ in 0..32 {
                 std::hint::spin_loop();
             }
@@ -530,12 +550,21 @@ impl Shared {
         s.wake.notify_one();
     }
 
-    fn pop_own(&self, w: usize) -> Option<QueuedTask> {
+    /// The worker pinned to `cpu`, if any.
+    fn worker_on(&self, cpu: usize) -> Option<usize> {
+        self.topo.cores.iter().position(|c| c.cpu == cpu)
+    }
+
+    /// Pop worker `w`'s front task if `take` accepts it.
+    fn pop_front_if(&self, w: usize, take: impl FnOnce(&QueuedTask) -> bool) -> Option<QueuedTask> {
         let s = &self.slots[w];
         if s.len.load(Ordering::Acquire) == 0 {
             return None;
         }
         let mut q = s.queue.lock();
+        if !take(q.front()?) {
+            return None;
+        }
         let t = q.pop_front()?;
         s.len.fetch_sub(1, Ordering::Relaxed);
         s.load_ns.fetch_sub(t.load_ns.min(s.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
@@ -663,10 +692,13 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
     let slot = &sh.slots[w];
     let mut idle_since: Option<Instant> = None;
     loop {
-        let task =
-            sh.pop_own(w)
-                .map(|t| (t, false))
-                .or_else(|| if sh.cfg.steal { sh.steal(w).map(|t| (t, true)) } else { None });
+        let task = sh.pop_front_if(w, |_| true).map(|t| (t, false)).or_else(|| {
+            if sh.cfg.steal {
+                sh.steal(w).map(|t| (t, true))
+            } else {
+                None
+            }
+        });
         if let Some((qt, stolen)) = task {
             idle_since = None;
             execute(&sh, w, core.class, core.cpu, &mut scratch, qt, stolen);
@@ -973,7 +1005,9 @@ mod tests {
         let spec = format!("{}:1024,{}:256", cpus[0], cpus[1]);
         let topo = Arc::new(Topology::parse_override(&spec).unwrap());
         let adapt = Arc::new(Adapt::new(2, AdaptConfig { enabled: false, ..Default::default() }));
-        let pool = Pool::new(topo, PoolConfig::default(), adapt, vec![1.0, 0.25]).unwrap();
+        // The calling thread must not run the owner's tasks itself: this test is about the workers.
+        let cfg = PoolConfig { caller_helps: false, ..Default::default() };
+        let pool = Pool::new(topo, cfg, adapt, vec![1.0, 0.25]).unwrap();
         let task = |i: usize| Task { batch: 0..1, rows: 0..1, cols: i..i + 1, k: 0..1, k_part: 0, home: 0, cost: 1e-3 };
         let plan = Plan {
             problem: GemmProblem::new(KernelKind::Gemm, 1, 1, 9, 1),
@@ -1019,6 +1053,61 @@ mod tests {
         eprintln!("thief ran {n} of 9 queued tasks");
         // 9 queued: the thief may take tasks while ≥ 4 remain, i.e. at most 6 (5 if the owner popped first).
         assert!((1..=6).contains(&n), "thief ran {n} tasks");
+    }
+
+    /// The calling thread, pinned to a worker's core, runs its job's tasks queued for that worker (and only
+    /// those: with stealing off, the other worker's tasks stay with it); every task runs exactly once.
+    #[test]
+    fn caller_runs_the_tasks_of_its_own_core() {
+        let pool = pool(PoolConfig { steal: false, ..Default::default() });
+        if pool.workers() < 2 {
+            eprintln!("skipped: needs two CPUs");
+            return;
+        }
+        let cpu0 = pool.topology().cores[0].cpu;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                if !pin_current_thread(cpu0) {
+                    eprintln!("skipped: cannot pin");
+                    return;
+                }
+                let me = std::thread::current().id();
+                let task = |i: usize, home: usize| Task {
+                    batch: 0..1,
+                    rows: 0..1,
+                    cols: i..i + 1,
+                    k: 0..1,
+                    k_part: 0,
+                    home,
+                    cost: 1e-4,
+                };
+                let plan = Plan {
+                    problem: GemmProblem::new(KernelKind::Gemm, 1, 1, 64, 1),
+                    axis: crate::asym::partition::Axis::N,
+                    tasks: (0..64).map(|i| task(i, i % 2)).collect(),
+                    k_parts: 1,
+                    worker_share: vec![0.5, 0.5],
+                    predicted_secs: 32e-4,
+                    generation: 0,
+                };
+                let runs: Vec<AtomicU32> = (0..64).map(|_| AtomicU32::new(0)).collect();
+                let (by_caller, wrong_core) = (AtomicU32::new(0), AtomicU32::new(0));
+                pool.run(&plan, &|t: &Task, ctx: &mut WorkerCtx<'_>| {
+                    runs[t.cols.start].fetch_add(1, Ordering::Relaxed);
+                    if std::thread::current().id() == me {
+                        by_caller.fetch_add(1, Ordering::Relaxed);
+                        if t.home != 0 || ctx.worker != 0 {
+                            wrong_core.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                })
+                .unwrap();
+                assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == 1), "every task exactly once");
+                assert_eq!(wrong_core.load(Ordering::Relaxed), 0, "the caller ran another core's task");
+                assert!(by_caller.load(Ordering::Relaxed) >= 1, "the caller ran none of its core's tasks");
+            });
+        });
     }
 
     /// The steal rule, including the tie that the nanosecond-rounded queue loads turn into "the owner is faster".
