@@ -67,7 +67,8 @@ impl TaskShape {
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
-    /// Bytes of f32 operands touched once: A block, B block, C block (depthwise: weights, input and output planes).
+    /// Bytes of f32 operands touched once: A block, B block, C block (depthwise: weights, and input and output
+    /// planes counted as the same size — a strided layer's larger input is left to the fit).
     pub fn bytes(&self) -> f64 {
         let (m, n, k) = (self.m as f64, self.n as f64, self.k as f64);
         match self.kind {
@@ -323,8 +324,10 @@ impl CostModel {
             let mut kernels = BTreeMap::new();
             for (kname, kv) in kobj {
                 let at = format!("{at}.kernels.{kname}");
-                let kind = KernelKind::parse(kname)
-                    .ok_or_else(|| e(format!("{at}: unknown kernel kind {kname:?} (gemm, conv, gemv)")))?;
+                let kind = KernelKind::parse(kname).ok_or_else(|| {
+                    let known: Vec<&str> = KernelKind::ALL.iter().map(|k| k.as_str()).collect();
+                    e(format!("{at}: unknown kernel kind {kname:?} ({})", known.join(", ")))
+                })?;
                 let kv = kv.as_object().ok_or_else(|| e(format!("{at}: expected an object")))?;
                 let coef = |k: &str| match kv.get(k) {
                     None => Err(e(format!("{at}.{k}: missing"))),

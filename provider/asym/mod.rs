@@ -45,7 +45,7 @@ impl Default for AsymConfig {
             topology: TopologyOptions::default(),
             profile: None,
             cache_dir: None,
-            calibration_budget: Duration::from_millis(100),
+            calibration_budget: Duration::from_millis(150),
             partition: PartitionConfig::default(),
             pool: PoolConfig::default(),
             adapt: AdaptConfig::default(),

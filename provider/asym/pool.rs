@@ -107,14 +107,16 @@ impl Default for PoolConfig {
     }
 }
 
-/// Worker index given to tasks run on the calling thread (inline or nested).
+/// Worker index given to tasks of a plan the calling thread runs whole (inline or nested).
 pub const CALLER: usize = usize::MAX;
 
 /// What a task sees of the thread running it.
 pub struct WorkerCtx<'a> {
-    /// Worker index (into the topology's cores), or [`CALLER`].
+    /// The queue (worker index into the topology's cores) the task came from, or [`CALLER`] for a plan run whole
+    /// on the calling thread. It names a core, not a thread: the calling thread runs tasks of the worker of the
+    /// core it is on (see the module doc), so two threads may see the same index at once.
     pub worker: usize,
-    /// The CPU the worker is pinned to (None on the calling thread).
+    /// The CPU of that worker (None for a plan run whole on the calling thread).
     pub cpu: Option<usize>,
     /// Core class index of the worker (the fastest class on the calling thread).
     pub class: usize,
@@ -215,12 +217,20 @@ struct Slot {
     running: AtomicBool,
     notified: Mutex<bool>,
     wake: Condvar,
-    // Statistics, written only by this slot's worker.
+    // Statistics of the tasks of this slot's queue (run by its worker, or by a caller on its core).
     tasks: AtomicU64,
     stolen: AtomicU64,
     busy_ns: AtomicU64,
     predicted_ns: AtomicU64,
     parks: AtomicU64,
+}
+
+impl Slot {
+    /// Bookkeeping for a task just taken off this queue (under its lock).
+    fn took(&self, t: &QueuedTask) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.load_ns.fetch_sub(t.load_ns.min(self.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
 }
 
 impl Slot {
@@ -359,10 +369,20 @@ impl Pool {
             return Ok(());
         }
         let nested = CURRENT_WORKER.with(|c| c.get().0 == sh.id);
-        let tiny = n == 1 && plan.tasks[0].cost < sh.cfg.inline_below_secs;
         // One worker, and the caller is running on its core right now: handing the job over would only add two
         // context switches on that core (the worker cannot run while this thread spins there, nor the other way).
         let caller_cpu = current_cpu();
+        let caller_worker = caller_cpu.and_then(|cpu| sh.topo.worker_of_cpu(cpu));
+        // A one-task plan runs here if it is short on the core the caller is on (on an unknown core: only if it
+        // would be short on every core, the old 15 µs bound).
+        let tiny = n == 1 && {
+            let t = &plan.tasks[0];
+            let cost_class = if t.home < sh.slots.len() { sh.topo.cores[t.home].class } else { 0 };
+            match caller_worker {
+                Some(w) => sh.time_on(w, t.cost, cost_class) < sh.cfg.inline_below_secs,
+                None => t.cost < 15e-6,
+            }
+        };
         let sharing_only_core = sh.slots.len() == 1 && caller_cpu == Some(sh.topo.cores[0].cpu);
         if nested || tiny || sh.slots.is_empty() || sharing_only_core {
             return run_inline(plan, f, sh);
@@ -431,18 +451,22 @@ impl Pool {
             sh.cfg.caller_spin
         };
         // The worker pinned to the caller's core could only run while this thread yields that core to it: the
-        // caller runs that worker's queued tasks of this job itself instead (two context switches fewer per job).
-        let helped = caller_cpu.filter(|_| sh.cfg.caller_helps).and_then(|cpu| sh.worker_on(cpu));
-        while job.remaining.load(Ordering::Acquire) != 0 && t0.elapsed() < spin_for {
-            if let Some(w) = helped {
-                if let Some(qt) = sh.pop_front_if(w, |t| Arc::ptr_eq(&t.job, &job)) {
-                    let core = &sh.topo.cores[w];
-                    CALLER_SCRATCH.with(|s| match s.try_borrow_mut() {
-                        Ok(mut s) => execute(sh, w, core.class, core.cpu, &mut s, qt, false),
-                        Err(_) => execute(sh, w, core.class, core.cpu, &mut Scratch::new(), qt, false),
-                    });
-                    continue;
-                }
+        // caller runs that worker's queued tasks of this job itself instead (two context switches fewer per job),
+        // for as long as there are any, then spins up to `spin_for` and sleeps.
+        loop {
+            if job.remaining.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            // The caller is not pinned: ask again which core it is on before taking a task of that core.
+            let here = current_cpu().and_then(|cpu| sh.topo.worker_of_cpu(cpu)).filter(|_| sh.cfg.caller_helps);
+            if let Some((w, qt)) = here.and_then(|w| sh.pop_front_if(w, |t| Arc::ptr_eq(&t.job, &job)).map(|t| (w, t)))
+            {
+                let core = &sh.topo.cores[w];
+                with_caller_scratch(|scratch| execute(sh, w, core.class, core.cpu, scratch, qt, Run::ByCaller));
+                continue;
+            }
+            if t0.elapsed() >= spin_for {
+                break;
             }
             for _ in 0..32 {
                 std::hint::spin_loop();
@@ -550,11 +574,6 @@ impl Shared {
         s.wake.notify_one();
     }
 
-    /// The worker pinned to `cpu`, if any.
-    fn worker_on(&self, cpu: usize) -> Option<usize> {
-        self.topo.cores.iter().position(|c| c.cpu == cpu)
-    }
-
     /// Pop worker `w`'s front task if `take` accepts it.
     fn pop_front_if(&self, w: usize, take: impl FnOnce(&QueuedTask) -> bool) -> Option<QueuedTask> {
         let s = &self.slots[w];
@@ -566,8 +585,7 @@ impl Shared {
             return None;
         }
         let t = q.pop_front()?;
-        s.len.fetch_sub(1, Ordering::Relaxed);
-        s.load_ns.fetch_sub(t.load_ns.min(s.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
+        s.took(&t);
         Some(t)
     }
 
@@ -588,8 +606,7 @@ impl Shared {
                 continue;
             }
             let t = q.pop_back().expect("back exists");
-            s.len.fetch_sub(1, Ordering::Relaxed);
-            s.load_ns.fetch_sub(t.load_ns.min(s.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
+            s.took(&t);
             return Some(t);
         }
         None
@@ -618,7 +635,7 @@ fn may_steal(mine: f64, owner_queued: f64, owner_running: bool) -> bool {
 }
 
 /// The worker predicted to finish a task of `cost` first; on a tie, not the one on the caller's current CPU
-/// (`caller_cpu`): that worker could only run once the caller stops spinning there.
+/// (`caller_cpu`): the caller runs that worker's tasks of its job itself, so the other core takes the task.
 fn least_loaded(sh: &Shared, cost: f64, cost_class: usize, extra: &[u64], caller_cpu: Option<usize>) -> usize {
     let mut best = (f64::INFINITY, true, 0);
     for (w, (slot, &ex)) in sh.slots.iter().zip(extra).enumerate() {
@@ -662,7 +679,6 @@ fn run_inline(plan: &Plan, f: &TaskFn<'_>, sh: &Shared) -> Result<(), PoolError>
         _ => (CALLER, None, 0),
     };
     // A nested job on a worker borrows a fresh scratch (the worker's own is in use by the outer task).
-    let mut fresh = Scratch::new();
     let run_all = |scratch: &mut Scratch| {
         for (i, t) in plan.tasks.iter().enumerate() {
             let mut ctx = WorkerCtx { worker, cpu, class, scratch: &mut *scratch };
@@ -673,13 +689,19 @@ fn run_inline(plan: &Plan, f: &TaskFn<'_>, sh: &Shared) -> Result<(), PoolError>
         Ok(())
     };
     if worker == CALLER {
-        CALLER_SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => run_all(&mut s),
-            Err(_) => run_all(&mut fresh),
-        })
+        with_caller_scratch(run_all)
     } else {
-        run_all(&mut fresh)
+        run_all(&mut Scratch::new())
     }
+}
+
+/// `f` with this calling thread's scratch, or a fresh one if it is in use further up the stack (a task that
+/// itself runs a job).
+fn with_caller_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    CALLER_SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::new()),
+    })
 }
 
 fn worker_main(sh: Arc<Shared>, w: usize) {
@@ -692,16 +714,16 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
     let slot = &sh.slots[w];
     let mut idle_since: Option<Instant> = None;
     loop {
-        let task = sh.pop_front_if(w, |_| true).map(|t| (t, false)).or_else(|| {
+        let task = sh.pop_front_if(w, |_| true).map(|t| (t, Run::Own)).or_else(|| {
             if sh.cfg.steal {
-                sh.steal(w).map(|t| (t, true))
+                sh.steal(w).map(|t| (t, Run::Stolen))
             } else {
                 None
             }
         });
-        if let Some((qt, stolen)) = task {
+        if let Some((qt, how)) = task {
             idle_since = None;
-            execute(&sh, w, core.class, core.cpu, &mut scratch, qt, stolen);
+            execute(&sh, w, core.class, core.cpu, &mut scratch, qt, how);
             continue;
         }
         if sh.shutdown.load(Ordering::Acquire) {
@@ -743,7 +765,18 @@ fn worker_main(sh: Arc<Shared>, w: usize) {
     }
 }
 
-fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratch, qt: QueuedTask, stolen: bool) {
+/// Who runs a task of worker `w`'s queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// The worker, from its own queue.
+    Own,
+    /// The worker, stolen from another queue.
+    Stolen,
+    /// A calling thread on `w`'s core (it leaves the worker's `running` flag alone: the worker may be busy too).
+    ByCaller,
+}
+
+fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratch, qt: QueuedTask, how: Run) {
     let slot = &sh.slots[w];
     let job = &*qt.job;
     if !job.failed.load(Ordering::Relaxed) {
@@ -751,13 +784,18 @@ fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratc
         let (plan, f) = unsafe { (&*job.plan, &*job.func) };
         let task = &plan.tasks[qt.index];
         let t0 = Instant::now();
-        slot.running.store(true, Ordering::Relaxed);
+        let mark = how != Run::ByCaller;
+        if mark {
+            slot.running.store(true, Ordering::Relaxed);
+        }
         let result = {
             let mut ctx = WorkerCtx { worker: w, cpu: Some(cpu), class, scratch: &mut *scratch };
             catch_unwind(AssertUnwindSafe(|| f(task, &mut ctx)))
         };
         let dt = t0.elapsed().as_secs_f64();
-        slot.running.store(false, Ordering::Relaxed);
+        if mark {
+            slot.running.store(false, Ordering::Relaxed);
+        }
         match result {
             Ok(()) => {
                 let nominal = sh.nominal_on(w, qt.cost, qt.cost_class);
@@ -776,7 +814,7 @@ fn execute(sh: &Shared, w: usize, class: usize, cpu: usize, scratch: &mut Scratc
         }
         slot.busy_ns.fetch_add((dt * 1e9) as u64, Ordering::Relaxed);
         slot.tasks.fetch_add(1, Ordering::Relaxed);
-        if stolen {
+        if how == Run::Stolen {
             slot.stolen.fetch_add(1, Ordering::Relaxed);
         }
     }

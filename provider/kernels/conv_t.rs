@@ -81,7 +81,11 @@ pub(crate) fn conv_t_block(
 ) {
     // Large maps run in chunks of whole output rows, so the window copy and the pixels × channels buffer stay
     // bounded (a 224 × 224 map of 64 channels would otherwise hold two 13 MB buffers per worker).
-    let ow = im.geometry.out_spatial.last().copied().unwrap_or(1).max(1);
+    // Whole output rows of a 2-D map; a 1-D map's columns can be cut anywhere.
+    let ow = match im.geometry.out_spatial.as_slice() {
+        [_, w] => (*w).max(1),
+        _ => 1,
+    };
     let chunk = (CT_CHUNK_BYTES / 4 / rows.len().max(1) / ow).max(1) * ow;
     let mut c0 = cols.start;
     while c0 < cols.end {

@@ -572,6 +572,12 @@ pub fn microkernel_seg_probe(isa: Isa, k: usize, m: usize, reps: usize) -> Optio
     Some(2.0 * (m * ks.nr * k * reps) as f64)
 }
 
+/// Whether the tier `ks` reads shifted B operands in place (its masked-store kernel, and `ASYMO_CONV_INPLACE` not
+/// `0`).
+pub(crate) fn reads_b_in_place(ks: &KernelSet) -> bool {
+    ks.gemm_seg.is_some() && read_in_place()
+}
+
 /// Whether shifted B operands are read in place (`ASYMO_CONV_INPLACE=0` packs them instead; read once).
 fn read_in_place() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

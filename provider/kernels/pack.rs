@@ -162,6 +162,7 @@ pub(crate) fn pack_a(
     mr: usize,
     dst: &mut [f32],
 ) {
+    assert!(i0 + m <= a.rows && p0 + kc <= a.cols, "pack_a: block outside A");
     let panels = m.div_ceil(mr);
     let dst = &mut dst[..panels * mr * kc];
     for q in 0..panels {

@@ -200,8 +200,8 @@ fn is_depthwise(w: &[usize], group: usize) -> bool {
 }
 
 /// Whether constant weights `w` of a (non-depthwise) convolution should be packed for the channel-vectorized
-/// lowering: spatial rank 1–2 and an output map known at Compile (from X's declared shape) that is small enough for
-/// pixel-vectorized tiles to waste lanes. Either lowering computes any shape; this only picks the faster one.
+/// lowering: spatial rank 1–2 and an output map known at Compile (from X's declared shape) for which
+/// `kernels::prefer_conv_t` expects it to be faster. Either lowering computes any shape; this only picks one.
 /// `ASYMO_CONV_T` (read at each Compile, so A/B sessions can share a process): `0` keeps the pixel-vectorized
 /// lowering everywhere, `all` takes the channel-vectorized one wherever the tier supports it.
 fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
@@ -452,7 +452,7 @@ impl Conv {
                     }
                     _ => unreachable!("W presence checked above"),
                 };
-                let b = if pointwise && !matches!(a, AOperand::PackedT(_)) && !pointwise_in_place(mg, kg) {
+                let b = if pointwise && !matches!(a, AOperand::PackedT(_)) && !pointwise_in_place(g, mg) {
                     BOperand::View(MatRef::row_major(x_grp, kg, p))
                 } else {
                     BOperand::Im2col(Im2col { input: x_grp, geometry: g })
@@ -540,8 +540,8 @@ mod tests {
             ([1, 6, 5, 5], [12, 1, 3, 3], 6, [2, 2], [1, 1], [1, 1, 1, 1]),
             ([1, 5, 4, 6], [7, 5, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
             ([3, 2, 6, 6], [2, 2, 2, 2], 1, [1, 1], [2, 2], [1, 0, 1, 0]),
-            // Channel-vectorized where the tier has it (≥ NR output channels per group, multiple of 16, small
-            // map): groups, batch, strides, dilations, asymmetric pads, pointwise, C_out off the lane grid.
+            // Channel-vectorized where the tier has it (≥ NR output channels per group, `prefer_conv_t`'s maps):
+            // groups, batch, strides, dilations, asymmetric pads, pointwise, C_out off the lane grid.
             ([2, 240, 7, 7], [64, 120, 3, 3], 2, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([2, 120, 9, 8], [48, 120, 3, 3], 1, [2, 1], [1, 2], [1, 0, 2, 1]),
             ([3, 1024, 5, 5], [32, 1024, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
