@@ -44,16 +44,23 @@ pub(crate) struct TPanel {
 ///   on 160² … 224² maps: the pixel-vectorized tiles straddle the window's padded rows); with fewer input channels
 ///   (a network's first layer, K = 27 / 147) only on maps of ≥ 128² pixels (1.3–1.9×; 0.95–1.02× on 56² … 112²);
 ///   strided, they win up to 80² output pixels (1.04–1.09×) and lose beyond (0.82× at 112², from a 224² input),
-///   or with 3 input channels (0.92×); ≥ 64 output channels keep ≥ 2 channel blocks to split;
-/// - 1×1 kernels win with ≤ 256 pixels and K ≥ 256 (1.09–1.27×); on larger maps or with smaller K the extra pass
-///   through the `pixels × channels` buffer costs more than the lanes it saves (0.73–1.02×).
+///   or with 3 input channels (0.92×); ≥ 64 output channels (a multiple of 16, as measured) keep ≥ 2 channel
+///   blocks to split;
+/// - 1×1 kernels win with ≤ 256 pixels and K ≥ 256 (1.09–1.27×) when their channel tiles waste fewer lanes than
+///   the pixel tiles would (channels rounded up to NR × pixels < channels × pixels rounded up to NR): 512→64 and
+///   512→32 at 13² / 7² 1.17–1.27×, the 1000-channel classifier at 13² 1.09×, but 48 channels (a half-empty
+///   second tile) at 13² / 14² 0.85–0.87×; on larger maps or with smaller K the extra pass through the
+///   `pixels × channels` buffer costs more than the lanes it saves (0.73–1.02×).
 pub fn prefer_conv_t(g: &ConvGeometry, channels: usize) -> bool {
     let (pixels, k) = (g.n(), g.k());
+    let nr = selected_isa().kernels().nr;
     let unit_strides = g.strides.iter().all(|&s| s == 1);
     let spatial = g.kernel.iter().any(|&d| d > 1)
         && channels >= 64
+        && channels.is_multiple_of(16)
         && if unit_strides { g.channels >= 16 || pixels >= 128 * 128 } else { g.channels >= 16 && pixels <= 80 * 80 };
-    let pointwise_small = pixels <= 256 && k >= 256;
+    let fewer_idle_lanes = channels.next_multiple_of(nr) * pixels < channels * pixels.next_multiple_of(nr);
+    let pointwise_small = pixels <= 256 && k >= 256 && fewer_idle_lanes;
     conv_t_supported(channels) && (spatial || pointwise_small)
 }
 

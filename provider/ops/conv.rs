@@ -551,6 +551,8 @@ mod tests {
             ([1, 64, 10, 9], [64, 64, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
             ([1, 32, 11, 12], [128, 16, 3, 3], 2, [2, 2], [1, 1], [0, 1, 1, 0]),
             ([1, 256, 8, 8], [64, 256, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+            // A ragged last channel tile (72 = 2·32 + 8) on a map small enough to take it.
+            ([1, 256, 3, 3], [72, 256, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
         ];
         for &(xs, ws, group, strides, dil, pads) in cases {
             for (const_w, with_bias) in [(true, true), (false, false), (true, false)] {
@@ -586,11 +588,14 @@ mod tests {
                 check_support(&node).unwrap();
                 // The channel-vectorized lowering's rule (`prefer_conv_t`) on the cases that clearly meet it:
                 // spatial kernels with ≥ 16 input and ≥ 64 output channels per group, 1×1 ones on ≤ 256 pixels
-                // (every 1×1 case here is stride 1, unpadded) with K ≥ 256.
+                // (every 1×1 case here is stride 1, unpadded) with K ≥ 256 whose channel tiles idle fewer lanes
+                // than pixel tiles would.
                 let per_out = ws[0] / group;
                 let spatial = ws[2] * ws[3] > 1 && ws[1] >= 16 && per_out >= 64;
-                let pointwise = ws[2] * ws[3] == 1 && xs[2] * xs[3] <= 256 && ws[1] >= 256;
-                if const_w && per_out >= 32 && per_out % 16 == 0 && (spatial || pointwise) {
+                let (px, nr) = (xs[2] * xs[3], crate::kernels::tile_info().nr);
+                let fewer_idle = per_out.next_multiple_of(nr) * px < per_out * px.next_multiple_of(nr);
+                let pointwise = ws[2] * ws[3] == 1 && px <= 256 && ws[1] >= 256 && fewer_idle;
+                if const_w && per_out >= 32 && (spatial && per_out % 16 == 0 || pointwise) {
                     let conv = Conv::build(&node).unwrap();
                     let t = conv.describe().contains("transposed");
                     let isa = crate::kernels::selected_isa();
