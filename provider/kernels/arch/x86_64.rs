@@ -221,31 +221,17 @@ unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, 
             for j0 in (0..c8).step_by(8) {
                 let s = src.add(i0 * lds + j0);
                 let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * lds)));
-                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let u = transpose4x4_halves(r[0], r[1], r[2], r[3]);
+                let v = transpose4x4_halves(r[4], r[5], r[6], r[7]);
                 let out = [
-                    _mm256_permute2f128_ps::<0x20>(u0, u4),
-                    _mm256_permute2f128_ps::<0x20>(u1, u5),
-                    _mm256_permute2f128_ps::<0x20>(u2, u6),
-                    _mm256_permute2f128_ps::<0x20>(u3, u7),
-                    _mm256_permute2f128_ps::<0x31>(u0, u4),
-                    _mm256_permute2f128_ps::<0x31>(u1, u5),
-                    _mm256_permute2f128_ps::<0x31>(u2, u6),
-                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    _mm256_permute2f128_ps::<0x20>(u[0], v[0]),
+                    _mm256_permute2f128_ps::<0x20>(u[1], v[1]),
+                    _mm256_permute2f128_ps::<0x20>(u[2], v[2]),
+                    _mm256_permute2f128_ps::<0x20>(u[3], v[3]),
+                    _mm256_permute2f128_ps::<0x31>(u[0], v[0]),
+                    _mm256_permute2f128_ps::<0x31>(u[1], v[1]),
+                    _mm256_permute2f128_ps::<0x31>(u[2], v[2]),
+                    _mm256_permute2f128_ps::<0x31>(u[3], v[3]),
                 ];
                 let d = dst.add(j0 * ldd + i0);
                 for (j, v) in out.iter().enumerate() {
@@ -260,16 +246,7 @@ unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, 
             for j0 in (0..c8).step_by(8) {
                 let s = src.add(r8 * lds + j0);
                 let r: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * lds)));
-                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                let u = [
-                    _mm256_shuffle_ps::<0x44>(t0, t2),
-                    _mm256_shuffle_ps::<0xEE>(t0, t2),
-                    _mm256_shuffle_ps::<0x44>(t1, t3),
-                    _mm256_shuffle_ps::<0xEE>(t1, t3),
-                ];
+                let u = transpose4x4_halves(r[0], r[1], r[2], r[3]);
                 let d = dst.add(j0 * ldd + r8);
                 for (j, v) in u.iter().enumerate() {
                     _mm_storeu_ps(d.add(j * ldd), _mm256_castps256_ps128(*v));
@@ -280,6 +257,25 @@ unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, 
         // Right edge (columns c8..) of the rows done above, then the bottom rows r4.. over every column.
         super::transpose_body(r4, cols - c8, src.add(c8), lds, dst.add(c8 * ldd), ldd);
         super::transpose_body(rows - r4, cols, src.add(r4 * lds), lds, dst.add(r4), ldd);
+    }
+}
+
+/// Four 8-float rows `a, b, c, d` as two 4 × 4 transposes, one per 128-bit half: vector `j` holds column `j`
+/// (low half, from columns 0–3) and column `j + 4` (high half) of the four rows.
+#[inline(always)]
+fn transpose4x4_halves(a: __m256, b: __m256, c: __m256, d: __m256) -> [__m256; 4] {
+    // SAFETY: register-only shuffles; every caller has AVX enabled (this function is inlined into AVX2 code).
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(a, b);
+        let t1 = _mm256_unpackhi_ps(a, b);
+        let t2 = _mm256_unpacklo_ps(c, d);
+        let t3 = _mm256_unpackhi_ps(c, d);
+        [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ]
     }
 }
 
