@@ -7,8 +7,9 @@
 //! calling thread is not pinned, and on a machine whose cores all have a worker it would only compete with them
 //! (the case the paper measures). While it waits it runs the tasks of its job queued for the worker pinned to the
 //! core it is on — that worker could only run them while the caller yields the core to it, two context switches
-//! per job (SqueezeNet two cores 1.05×, Char-RNN 1.12×, neutral with CPU 1 busy) — and otherwise spins for at most
-//! `caller_spin`, then sleeps on the job's condition variable, so it never burns a core while waiting. Three
+//! per job (SqueezeNet two cores 1.05×, Char-RNN 1.12×, neutral with CPU 1 busy) — and otherwise spins (during a
+//! run up to the job's predicted time, at most `caller_run_spin`; else `caller_spin`), then sleeps on the job's
+//! condition variable, so it never burns a core for long while waiting. Three
 //! exceptions run whole plans on the calling thread, serially:
 //! - a plan with one task predicted under `inline_below_secs` (100 µs): no other worker could share it, and the
 //!   hand-off to a worker and back costs more than it saves (a 60 µs depthwise layer: p50 77 µs handed over, 62 µs
@@ -226,14 +227,6 @@ struct Slot {
 }
 
 impl Slot {
-    /// Bookkeeping for a task just taken off this queue (under its lock).
-    fn took(&self, t: &QueuedTask) {
-        self.len.fetch_sub(1, Ordering::Relaxed);
-        self.load_ns.fetch_sub(t.load_ns.min(self.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
-    }
-}
-
-impl Slot {
     fn new() -> Self {
         Slot {
             queue: Mutex::new(VecDeque::new()),
@@ -248,6 +241,12 @@ impl Slot {
             predicted_ns: AtomicU64::new(0),
             parks: AtomicU64::new(0),
         }
+    }
+
+    /// Bookkeeping for a task just taken off this queue (under its lock).
+    fn took(&self, t: &QueuedTask) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.load_ns.fetch_sub(t.load_ns.min(self.load_ns.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
 }
 
@@ -369,8 +368,6 @@ impl Pool {
             return Ok(());
         }
         let nested = CURRENT_WORKER.with(|c| c.get().0 == sh.id);
-        // One worker, and the caller is running on its core right now: handing the job over would only add two
-        // context switches on that core (the worker cannot run while this thread spins there, nor the other way).
         let caller_cpu = current_cpu();
         let caller_worker = caller_cpu.and_then(|cpu| sh.topo.worker_of_cpu(cpu));
         // A one-task plan runs here if it is short on the core the caller is on (on an unknown core: only if it
@@ -383,6 +380,8 @@ impl Pool {
                 None => t.cost < 15e-6,
             }
         };
+        // One worker, and the caller is running on its core right now: handing the job over would only add two
+        // context switches on that core (the worker cannot run while this thread spins there, nor the other way).
         let sharing_only_core = sh.slots.len() == 1 && caller_cpu == Some(sh.topo.cores[0].cpu);
         if nested || tiny || sh.slots.is_empty() || sharing_only_core {
             return run_inline(plan, f, sh);
@@ -458,9 +457,10 @@ impl Pool {
                 break;
             }
             // The caller is not pinned: ask again which core it is on before taking a task of that core.
-            let here = current_cpu().and_then(|cpu| sh.topo.worker_of_cpu(cpu)).filter(|_| sh.cfg.caller_helps);
-            if let Some((w, qt)) = here.and_then(|w| sh.pop_front_if(w, |t| Arc::ptr_eq(&t.job, &job)).map(|t| (w, t)))
-            {
+            let here =
+                if sh.cfg.caller_helps { current_cpu().and_then(|cpu| sh.topo.worker_of_cpu(cpu)) } else { None };
+            let mine = |t: &QueuedTask| Arc::ptr_eq(&t.job, &job);
+            if let Some((w, qt)) = here.and_then(|w| sh.pop_front_if(w, mine).map(|t| (w, t))) {
                 let core = &sh.topo.cores[w];
                 with_caller_scratch(|scratch| execute(sh, w, core.class, core.cpu, scratch, qt, Run::ByCaller));
                 continue;

@@ -38,7 +38,7 @@ pub(crate) struct TPanel {
 /// Whether the channel-vectorized lowering is expected to beat the pixel-vectorized one for a convolution of
 /// geometry `g` (one image, one group) with `channels` output channels per group, on the selected tier (it needs
 /// the masked-store kernel with A read in place: AVX-512). Measured per layer (ResNet-50, MobileNetV1, SqueezeNet,
-/// VGG-16 shapes, one core, `tools/ab_conv_t.py`, BENCHMARKS.md "third round"), with the transposed buffer moved
+/// VGG-16 shapes, one core, `tools/ab_conv_t.py`, BENCHMARKS.md "third round" and "fourth round"), with the transposed buffer moved
 /// into C by in-register 8 × 8 transposes and one window per job and worker:
 /// - spatial kernels (3×3 …) with ≥ 16 input channels and unit strides win 1.05–1.44× at every map size (1.13–1.27×
 ///   on 160² … 224² maps: the pixel-vectorized tiles straddle the window's padded rows); with fewer input channels
@@ -86,9 +86,9 @@ pub(crate) fn conv_t_block(
     ops: &[FusedOp<'_>],
     scratch: &mut Scratch,
 ) {
-    // Large maps run in chunks of whole output rows, so the window copy and the pixels × channels buffer stay
-    // bounded (a 224 × 224 map of 64 channels would otherwise hold two 13 MB buffers per worker).
-    // Whole output rows of a 2-D map; a 1-D map's columns can be cut anywhere.
+    // Large maps run in chunks, so the window copy and the pixels × channels buffer stay bounded (a 224 × 224 map
+    // of 64 channels would otherwise hold two 13 MB buffers per worker): whole output rows of a 2-D map, any run of
+    // a 1-D map's columns.
     let ow = match im.geometry.out_spatial.as_slice() {
         [_, w] => (*w).max(1),
         _ => 1,

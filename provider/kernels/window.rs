@@ -151,14 +151,14 @@ impl G2 {
 /// Identity of a prepared window: (job token, input address and length, geometry address, first and end column).
 pub(crate) type WindowKey = (u64, usize, usize, usize, usize, usize);
 
-/// Whether a 1×1 stride-1 convolution `g` with `rows` output channels (per group) should pass
-/// its input as a direct window (B rows read in place by the micro-kernel) rather than as a row-major view packed
-/// into panels. Packing costs a pass over the whole input, repaid only when many row tiles reuse the panels:
-/// measured one core (`examples/conv_probe`, 55² and 28² maps), in place wins 1.1–2× with ≤ 48 output channels
-/// and ≥ 32 input channels (`g.channels`; a squeeze layer: 64→16 35 vs 48 µs, 256→8 73 vs 142 µs), is even at 64 and loses
-/// with more output channels or K = 16 (16→64: 54 vs 43 µs).
-/// Only where that was measured: 1-D / 2-D geometry (the window), a tier whose masked-store kernel reads B in place,
-/// and in-place reads not turned off (`ASYMO_CONV_INPLACE=0`).
+/// Whether a 1×1 stride-1 convolution `g` with `rows` output channels (per group) should pass its input as a
+/// direct window (B rows read in place by the micro-kernel) rather than as a row-major view packed into panels.
+/// Packing costs a pass over the whole input, repaid only when many row tiles reuse the panels: measured on one
+/// core (`examples/conv_probe`, 55² and 28² maps), in place wins 1.1–2× with ≤ 48 output channels and ≥ 32 input
+/// channels (`g.channels`; a squeeze layer: 64→16 35 vs 48 µs, 256→8 73 vs 142 µs), is even at 64 and loses with
+/// more output channels or K = 16 (16→64: 54 vs 43 µs). Only where that was measured: 1-D / 2-D geometry (the
+/// window), a tier whose masked-store kernel reads B in place, and in-place reads not turned off
+/// (`ASYMO_CONV_INPLACE=0`).
 pub fn pointwise_in_place(g: &ConvGeometry, rows: usize) -> bool {
     rows <= 48 && g.channels >= 32 && supports(g) && super::gemm::reads_b_in_place(selected_isa().kernels())
 }

@@ -190,7 +190,7 @@ impl Dw3x3 {
         if !same || n == 0 || n > 64 {
             return None;
         }
-        // Built per call (the geometry is a run-time one): one pass over the ≤ 64 outputs.
+        // Built once per layer call (the geometry is a run-time one): one pass over the ≤ 64 outputs.
         let mut m = [0u16; 36];
         for o in 0..n {
             let (oy, ox) = (o / self.wo, o % self.wo);

@@ -261,22 +261,21 @@ unsafe fn avx2_transpose(rows: usize, cols: usize, src: *const f32, lds: usize, 
 }
 
 /// Four 8-float rows `a, b, c, d` as two 4 × 4 transposes, one per 128-bit half: vector `j` holds column `j`
-/// (low half, from columns 0–3) and column `j + 4` (high half) of the four rows.
-#[inline(always)]
+/// (low half, from columns 0–3) and column `j + 4` (high half) of the four rows. Register-only; callable (and
+/// inlined) where AVX2 is enabled.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 fn transpose4x4_halves(a: __m256, b: __m256, c: __m256, d: __m256) -> [__m256; 4] {
-    // SAFETY: register-only shuffles; every caller has AVX enabled (this function is inlined into AVX2 code).
-    unsafe {
-        let t0 = _mm256_unpacklo_ps(a, b);
-        let t1 = _mm256_unpackhi_ps(a, b);
-        let t2 = _mm256_unpacklo_ps(c, d);
-        let t3 = _mm256_unpackhi_ps(c, d);
-        [
-            _mm256_shuffle_ps::<0x44>(t0, t2),
-            _mm256_shuffle_ps::<0xEE>(t0, t2),
-            _mm256_shuffle_ps::<0x44>(t1, t3),
-            _mm256_shuffle_ps::<0xEE>(t1, t3),
-        ]
-    }
+    let t0 = _mm256_unpacklo_ps(a, b);
+    let t1 = _mm256_unpackhi_ps(a, b);
+    let t2 = _mm256_unpacklo_ps(c, d);
+    let t3 = _mm256_unpackhi_ps(c, d);
+    [
+        _mm256_shuffle_ps::<0x44>(t0, t2),
+        _mm256_shuffle_ps::<0xEE>(t0, t2),
+        _mm256_shuffle_ps::<0x44>(t1, t3),
+        _mm256_shuffle_ps::<0xEE>(t1, t3),
+    ]
 }
 
 /// `dst[t] = src[2t]` ([`super::Stride2Fn`]), 8 outputs per shuffle + lane permute.
