@@ -62,6 +62,7 @@ pub type StatusPtr = *mut OrtStatus;
 /// `OrtEpDataLayout`: 0 = NCHW, 1 = NHWC.
 pub type OrtEpDataLayout = c_int;
 pub const ORT_EP_DATA_LAYOUT_NCHW: OrtEpDataLayout = 0;
+pub const ORT_EP_DATA_LAYOUT_NHWC: OrtEpDataLayout = 1;
 
 /// `OrtKernelCreateFunc`.
 pub type OrtKernelCreateFunc = Option<

@@ -105,6 +105,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "during each Run, keep the calling thread on the cores measured fastest (restored at the end of the Run), so a busy core does not slow ORT's own work",
     },
     OptionSpec {
+        key: "layout",
+        accepted: "nchw, nhwc",
+        default: "nchw",
+        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last and drop the transposes between them (ORT inserts them where channels-last values meet channels-first ones); see BENCHMARKS.md for where each wins",
+    },
+    OptionSpec {
         key: "mode",
         accepted: "latency, energy",
         default: "latency",
@@ -146,6 +152,8 @@ pub struct EpConfig {
     pub freq_state_dir: Option<PathBuf>,
     pub log_plan: bool,
     pub caller_affinity: bool,
+    /// Prefer channels-last (ORT's layout transformer then rewrites the convolutions we claim).
+    pub nhwc: bool,
 }
 
 impl Default for EpConfig {
@@ -157,6 +165,7 @@ impl Default for EpConfig {
             freq_state_dir: None,
             log_plan: false,
             caller_affinity: true,
+            nhwc: false,
         }
     }
 }
@@ -188,6 +197,13 @@ impl EpConfig {
                     "1" => true,
                     "0" => false,
                     _ => return Err("expected 1 or 0".into()),
+                }
+            }
+            "layout" => {
+                self.nhwc = match v {
+                    "nhwc" => true,
+                    "nchw" => false,
+                    _ => return Err("expected nhwc or nchw".into()),
                 }
             }
             "freq_state_dir" => {
@@ -234,6 +250,7 @@ mod tests {
             ("steal", "0"),
             ("adapt", "0"),
             ("log_plan", "1"),
+            ("layout", "nhwc"),
             ("smt", "0"),
             ("min_task_us", "10"),
             ("tasks_per_core", "2"),

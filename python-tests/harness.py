@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -148,11 +149,18 @@ def run(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> List[np.
 
 def assignment(sess: ort.InferenceSession) -> Dict[str, List[Tuple[str, str]]]:
     """{ep_name: [(node name, op_type), ...]} from the session's graph-assignment info (plain Python objects, so
-    nothing keeps ORT's assignment objects alive — they would delay ReleaseEp)."""
+    nothing keeps ORT's assignment objects alive — they would delay ReleaseEp).
+
+    With the EP's default channels-last layout, ORT's layout transformer renames each node it converts
+    (``conv`` → ``conv_token_1``) and inserts Transposes (``Transpose``, ``Transpose_token_3``) where channels-last
+    values meet channels-first ones; names are reported without the ``_token_<n>`` suffix."""
     out: Dict[str, List[Tuple[str, str]]] = {}
     for sub in sess.get_provider_graph_assignment_info():
-        out.setdefault(sub.ep_name, []).extend((n.name, n.op_type) for n in sub.get_nodes())
+        out.setdefault(sub.ep_name, []).extend((_TOKEN.sub("", n.name), n.op_type) for n in sub.get_nodes())
     return out
+
+
+_TOKEN = re.compile(r"_token_\d+$")
 
 
 def ops_on(assign: Mapping[str, Sequence[Tuple[str, str]]], ep: str) -> List[str]:

@@ -217,7 +217,7 @@ fn conv_t_chunk(
                             ..f.tile
                         });
                         let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
-                        arows(kb, pan.m, a, offs.as_ptr(), bptr, cp, ldt as isize, &[sg], !first, ep);
+                        arows(kb, pan.m, a, offs.as_ptr(), 1, bptr, cp, ldt as isize, &[sg], !first, ep);
                     } else if full && pan.m == mr {
                         (ks.gemm)(kb, aptr, bptr, crow.add(tj - r0), ldt as isize, !first, std::ptr::null());
                     } else if let Some(seg) = ks.gemm_seg {

@@ -12,10 +12,10 @@
 //! MR / NR multiple still work: the partial tile at the edge is computed whole into a small temp tile and only the
 //! owned part is stored.
 
-use super::arch::{KernelSet, Seg, TileEpi};
+use super::arch::{GemmSegAUkr, KernelSet, Seg, TileEpi};
 use super::buf::AlignedBuf;
 use super::isa::{selected_isa, tile_info_for, Isa};
-use super::pack::{pack_a, pack_a_from, pack_b, pack_b_from, pack_b_im2col, Im2colWork};
+use super::pack::{pack_a, pack_a_from, pack_a_im2col_nhwc, pack_b, pack_b_from, pack_b_im2col, Im2colWork, NO_ORIGIN};
 use super::window::{self, pack_b_shifted, ColMap};
 use super::{conv_t, gemv, AOperand, BOperand, FusedOp, MatMut, PackedA, PackedB, Scratch};
 use std::ops::Range;
@@ -113,14 +113,17 @@ pub(crate) fn gemm_block_cfg(
         (_, BOperand::Packed(pb)) => pb.isa().kernels(),
         _ => isa.kernels(),
     };
-    let Scratch { a: abuf, b: bbuf, tile, im2col, conv, conv_off, conv_of, job, .. } = scratch;
+    let Scratch { a: abuf, b: bbuf, tile, im2col, conv, conv_off, conv_of, job, v0: arows, .. } = scratch;
     match b {
         BOperand::Im2col(im) if window::supports(im.geometry) => {
             let w = window::prepare(im, cols, conv, conv_off, ks.stride2, *job, conv_of);
             let b = BSrc::Shifted { data: w.data, row_off: w.row_off, in_place };
-            driver(ks, a, b, c, k, rows, w.vcols, w.map, epilogue, abuf, bbuf, tile, im2col);
+            driver(ks, a, b, c, k, rows, w.vcols, w.map, epilogue, [abuf, bbuf, tile, arows], im2col);
         }
-        _ => driver(ks, a, BSrc::Op(b), c, k, rows, cols, ColMap::identity(), epilogue, abuf, bbuf, tile, im2col),
+        _ => {
+            let bufs = [abuf, bbuf, tile, arows];
+            driver(ks, a, BSrc::Op(b), c, k, rows, cols, ColMap::identity(), epilogue, bufs, im2col)
+        }
     }
 }
 
@@ -129,6 +132,10 @@ pub(crate) fn check_operands(a: &AOperand<'_>, b: &BOperand<'_>, m: usize, n: us
         AOperand::View(v) => assert!(v.rows == m && v.cols == k, "A shape"),
         AOperand::Packed(p) => assert!(p.rows() == m && p.k() == k, "packed A shape"),
         AOperand::PackedT(p) => assert!(p.cols() == m && p.k() == k, "packed Aᵀ shape"),
+        AOperand::Im2colNhwc(im) => {
+            im.check();
+            assert!(im.rows() == m && im.geometry.k() == k, "NHWC im2col shape");
+        }
     }
     match b {
         BOperand::View(v) => assert!(v.rows == k && v.cols == n, "B shape"),
@@ -200,9 +207,7 @@ fn driver(
     cols: Range<usize>,
     map: ColMap,
     ops: &[FusedOp<'_>],
-    abuf: &mut AlignedBuf,
-    bbuf: &mut AlignedBuf,
-    tile: &mut AlignedBuf,
+    [abuf, bbuf, tile, arows]: [&mut AlignedBuf; 4],
     im2col: &mut Im2colWork,
 ) {
     let (mr, nr) = (ks.mr, ks.nr);
@@ -221,6 +226,12 @@ fn driver(
         _ => None,
     };
     let fused = FusedPrefix::of(ops, true);
+    // A channels-last convolution's A is read in place by the masked-store kernel on every panel whose windows lie
+    // inside the input (row i + r one stride after row i: no im2col copy, no transpose); the other panels pack.
+    let direct = match (a, ks.gemm_seg_arows) {
+        (AOperand::Im2colNhwc(x), Some(f)) if c.cs == 1 && map.pitch == map.width && map.base == 0 => Some((x, f)),
+        _ => None,
+    };
     let tile = tile.get(mr * nr).as_mut_ptr();
     // Shifted B rows are read in place by tiers with a masked-store kernel (at most 8 runs per tile: pitch ≥ 8).
     let in_place_ok = ks.gemm_seg.is_some() && c.cs == 1 && map.pitch >= 8;
@@ -231,6 +242,9 @@ fn driver(
         while pc < k {
             let kb = kc.min(k - pc);
             let (first, last) = (pc == 0, pc + kb == k);
+            if let Some((x, _)) = direct {
+                x.direct_offsets(pc, kb, &mut im2col.aoffs);
+            }
             // A shifted B read in place by the micro-kernel (no block packing): its data, this pass's row
             // offsets and their maximum.
             let in_place = match b {
@@ -269,6 +283,21 @@ fn driver(
                             AOperand::View(v) => pack_a(ks.transpose, v, ic, im, pc, kb, mr, dst),
                             AOperand::Packed(pa) => pack_a_from(pa, ic, im, pc, kb, mr, dst),
                             AOperand::PackedT(_) => unreachable!("transposed A runs in conv_t"),
+                            AOperand::Im2colNhwc(x) if direct.is_some() => {
+                                im2col.origins.clear();
+                                for q in 0..im.div_ceil(mr) {
+                                    let (ti, h) = (ic + q * mr, mr.min(im - q * mr));
+                                    let origin = x.direct_origin(ti, h);
+                                    im2col.origins.push(origin.unwrap_or(NO_ORIGIN));
+                                    if origin.is_none() {
+                                        let pan = &mut dst[q * mr * kb..(q + 1) * mr * kb];
+                                        pack_a_im2col_nhwc(ks.transpose, x, ti, h, pc, kb, mr, pan, arows);
+                                    }
+                                }
+                            }
+                            AOperand::Im2colNhwc(x) => {
+                                pack_a_im2col_nhwc(ks.transpose, x, ic, im, pc, kb, mr, dst, arows)
+                            }
                         }
                         Panels { base: dst.as_ptr(), origin: ic, stride: kb * mr, k_off: 0 }
                     }
@@ -294,6 +323,28 @@ fn driver(
                         let ti = ap.origin + it * mr;
                         let aptr = ap.base.wrapping_add(it * ap.stride + ap.k_off);
                         let ri = ti.max(ic)..(ti + mr).min(ic + im);
+                        if let Some((x, arows_ukr)) = direct {
+                            let origin = im2col.origins[it];
+                            if origin != NO_ORIGIN && boff.is_null() {
+                                // SAFETY: the panel's rows ri read their windows inside the input (direct_origin),
+                                // at the pass's offsets; ri × cj lies inside the caller's block of C.
+                                unsafe {
+                                    let step = x.row_step();
+                                    let a0 = x.input.as_ptr().add(origin + (ri.start - ti) * step);
+                                    pass.tile_arows(
+                                        arows_ukr,
+                                        a0,
+                                        im2col.aoffs.as_ptr(),
+                                        step,
+                                        ri,
+                                        bptr,
+                                        tj,
+                                        cj.clone(),
+                                    );
+                                }
+                                continue;
+                            }
+                        }
                         // SAFETY: the panels were packed (or pre-packed) for these tiles with kb-deep slices at the
                         // computed offsets; ri × cj lies inside the caller's block of C.
                         unsafe { pass.tile(aptr, bptr, boff, ti, ri, tj, cj.clone()) };
@@ -377,6 +428,60 @@ impl<'a> FusedPrefix<'a> {
 }
 
 impl Pass<'_, '_> {
+    /// Rows `ri` × columns `cj` of the tile at virtual column `tj` (identity column map), A read in place: row
+    /// `ri.start + r` at `a + aoff[p] + r·ars`, B the packed micro-panel `b`.
+    ///
+    /// # Safety
+    /// Every `a + aoff[p] + r·ars` (p < kb, r < ri.len()) is readable; `b` is a kb-deep NR micro-panel; `ri × cj`
+    /// maps inside C (columns contiguous) and is owned by the caller.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_arows(
+        &self,
+        arows: GemmSegAUkr,
+        a: *const f32,
+        aoff: *const usize,
+        ars: usize,
+        ri: Range<usize>,
+        b: *const f32,
+        tj: usize,
+        cj: Range<usize>,
+    ) {
+        let c = self.c;
+        let (l0, n) = (cj.start - tj, cj.len());
+        let mask = if n >= 32 { u32::MAX } else { ((1u32 << n) - 1) << l0 };
+        let seg = Seg { delta: tj as isize, mask };
+        // SAFETY: the caller's contract; lane t of the segment is C column tj + t of rows ri.
+        unsafe {
+            let cp = c.ptr_at(ri.start, 0);
+            let (epi, rest) = self.seg_epi(ri.start);
+            let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
+            arows(self.kb, ri.len(), a, aoff, ars, b, cp, c.rs, &[seg], !self.first, ep);
+            if self.last && !rest.is_empty() {
+                (self.ks.epilogue)(c.ptr_at(ri.start, cj.start), c.rs, ri.len(), n, ri.start, cj.start, rest);
+            }
+        }
+    }
+
+    /// On the last pass, the register epilogue of tiles stored through segments whose rows start at C row `row0`
+    /// (biases and residual indexed from column 0, the segment's delta selecting the columns) and the rest of the
+    /// epilogue; otherwise nothing and the whole epilogue is deferred.
+    fn seg_epi(&self, row0: usize) -> (Option<TileEpi>, &[FusedOp<'_>]) {
+        match &self.fused {
+            Some(f) if self.last => {
+                // SAFETY: pointer arithmetic only; row0 is a row of C (so of the row bias and the residual).
+                let e = TileEpi {
+                    row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().wrapping_add(row0)),
+                    col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+                    res: f.residual.map_or(std::ptr::null(), |r| r.ptr_at(row0, 0)),
+                    res_rs: f.residual.map_or(0, |r| r.rs),
+                    ..f.tile
+                };
+                (Some(e), &self.ops[f.len..])
+            }
+            _ => (None, self.ops),
+        }
+    }
+
     /// The MR × NR tile with origin row `ti`, virtual column `tj`; store only rows `ri` and (virtual) columns `cj`.
     /// B is a packed micro-panel, or (non-null `boff`, only with the tier's `gemm_seg`) rows `b + boff[p]`.
     ///
@@ -458,19 +563,7 @@ impl Pass<'_, '_> {
                 unsafe {
                     let cp = c.ptr_at(ri.start, 0);
                     let ar = a.add(ri.start - ti);
-                    let (epi, rest) = match &self.fused {
-                        Some(f) if self.last => {
-                            let e = TileEpi {
-                                row_bias: f.row_bias.map_or(std::ptr::null(), |b| b.as_ptr().add(ri.start)),
-                                col_bias: f.col_bias.map_or(std::ptr::null(), |b| b.as_ptr()),
-                                res: f.residual.map_or(std::ptr::null(), |r| r.ptr_at(ri.start, 0)),
-                                res_rs: f.residual.map_or(0, |r| r.rs),
-                                ..f.tile
-                            };
-                            (Some(e), &self.ops[f.len..])
-                        }
-                        _ => (None, self.ops),
-                    };
+                    let (epi, rest) = self.seg_epi(ri.start);
                     let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
                     seg_ukr(self.kb, m, ar, b, boff, cp, c.rs, &segs[..ns], !self.first, ep);
                     if self.last && !rest.is_empty() {

@@ -132,6 +132,7 @@ fn a_rows(a: &AOperand<'_>) -> usize {
         AOperand::View(v) => v.rows,
         AOperand::Packed(p) => p.rows(),
         AOperand::PackedT(p) => p.cols(),
+        AOperand::Im2colNhwc(im) => im.rows(),
     }
 }
 
@@ -166,6 +167,7 @@ pub(crate) fn row_partial(
         AOperand::View(v) => x.iter_mut().enumerate().for_each(|(t, x)| *x = v.at(i, kr.start + t)),
         AOperand::Packed(pa) => x.iter_mut().enumerate().for_each(|(t, x)| *x = pa.at(i, kr.start + t)),
         AOperand::PackedT(pt) => x.iter_mut().enumerate().for_each(|(t, x)| *x = pt.at(kr.start + t, i)),
+        AOperand::Im2colNhwc(im) => im.row_into(i, kr.clone(), x, &[]),
     }
     let x = x.as_ptr();
     match b {
@@ -278,6 +280,13 @@ pub(crate) fn col_partial(
         AOperand::PackedT(pt) => {
             for i in rows.clone() {
                 out[i - rows.start] = x.iter().enumerate().map(|(t, &xv)| pt.at(kr.start + t, i) * xv).sum();
+            }
+        }
+        AOperand::Im2colNhwc(im) => {
+            let row = scratch.v1.get(kl);
+            for i in rows.clone() {
+                im.row_into(i, kr.clone(), row, &[]);
+                out[i - rows.start] = row.iter().zip(x.iter()).map(|(a, b)| a * b).sum();
             }
         }
     }

@@ -21,11 +21,13 @@ mod buf;
 mod cache;
 mod conv_t;
 mod depthwise;
+mod dw_nhwc;
 mod epilogue;
 mod gemm;
 mod gemv;
 mod isa;
 mod pack;
+pub(crate) mod pool;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -33,6 +35,7 @@ mod window;
 pub use cache::CacheSizes;
 pub use conv_t::{conv_t_supported, prefer_conv_t};
 pub use depthwise::depthwise_conv;
+pub use dw_nhwc::{depthwise_nhwc, transpose_dw_weights, DwNhwc};
 pub use epilogue::apply_epilogue;
 pub use gemm::{gemm_block, microkernel_probe, microkernel_seg_probe};
 pub use gemv::{gemv_partial, gemv_reduce, gemv_shape, GemvShape};
@@ -133,6 +136,12 @@ impl<'a> MatMut<'a> {
         Self::new(data, rows, cols, cols as isize, 1)
     }
 
+    /// Columns `j0 .. j0 + n` of this view (a group's channels of a channels-last output).
+    pub fn cols_range(self, j0: usize, n: usize) -> Self {
+        assert!(j0 + n <= self.cols, "MatMut column range outside the view");
+        MatMut { ptr: self.ptr.wrapping_offset(j0 as isize * self.cs), cols: n, ..self }
+    }
+
     /// Raw element pointer.
     ///
     /// # Safety
@@ -191,10 +200,24 @@ pub struct Im2col<'a> {
     pub geometry: &'a ConvGeometry,
 }
 
+/// The A operand of a channels-last (NHWC) convolution: one image × group of the input read through im2col, one
+/// row per output pixel. Column `k = tap · channels + c` (taps in row-major kernel order, channels fastest) is
+/// channel `c_off + c` of the input pixel under kernel tap `tap`, or 0 in the padding. Input pixel `q` (row-major
+/// over `in_spatial`) holds its channels at `input[q · c_stride ..]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Im2colNhwc<'a> {
+    pub input: &'a [f32],
+    pub geometry: &'a ConvGeometry,
+    pub c_stride: usize,
+    pub c_off: usize,
+}
+
 /// Left operand (`M × K`).
 #[derive(Clone, Copy, Debug)]
 pub enum AOperand<'a> {
     View(MatRef<'a>),
+    /// Channels-last convolution input (see [`Im2colNhwc`]); B holds the weights as `(tap, channel) × M_out`.
+    Im2colNhwc(Im2colNhwc<'a>),
     Packed(&'a PackedA),
     /// `A` given by its transpose (`K × M`) packed as B panels: constant convolution weights for the
     /// channel-vectorized lowering (`B` must then be a 1-D / 2-D `BOperand::Im2col`).

@@ -12,7 +12,7 @@ use super::arch::TransposeFn;
 use super::buf::AlignedBuf;
 use super::depthwise::Tap;
 use super::isa::{selected_isa, Isa};
-use super::{Im2col, MatRef};
+use super::{Im2col, Im2colNhwc, MatRef};
 
 /// A constant A operand (`M × K`, e.g. convolution weights) packed once at Compile into the MR-row panels of the
 /// tier it was packed for (which then also computes with it).
@@ -131,6 +131,8 @@ pub struct Scratch {
     /// The token of the job whose tasks this scratch runs now (see [`Scratch::set_job`]).
     pub(crate) job: u64,
     pub(crate) dw_offs: Vec<usize>,
+    /// Channels-last depthwise: each tap's input position relative to the window origin, per dimension.
+    pub(crate) dw_taps: Vec<isize>,
     /// Channel-vectorized convolution (`conv_t.rs`): the `pixels × channels` accumulator and the pixel panels.
     pub(crate) ct: AlignedBuf,
     pub(crate) tpanels: Vec<super::conv_t::TPanel>,
@@ -192,6 +194,251 @@ pub(crate) fn pack_a(
         }
     }
 }
+
+/// Pack `A[i0 .. i0+m, p0 .. p0+kc]` of a channels-last im2col operand into MR-row panels: each row is gathered
+/// as contiguous channel runs into `rows` (MR × kc), then the block goes through the tier's transpose.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_a_im2col_nhwc(
+    transpose: TransposeFn,
+    a: Im2colNhwc<'_>,
+    i0: usize,
+    m: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+    rows: &mut AlignedBuf,
+) {
+    let panels = m.div_ceil(mr);
+    let rb = rows.get(mr * kc);
+    let mut tap_pos = [0isize; TAP_POS];
+    let tp = a.tap_positions(&mut tap_pos).map_or(&[][..], |n| &tap_pos[..n]);
+    for q in 0..panels {
+        let pan = &mut dst[q * mr * kc..(q + 1) * mr * kc];
+        let h = mr.min(m - q * mr);
+        if a.geometry.channels < 16 && !tp.is_empty() && a.gather_panel(i0 + q * mr, h, p0, kc, mr, pan, tp) {
+            continue;
+        }
+        for r in 0..h {
+            a.row_into(i0 + q * mr + r, p0..p0 + kc, &mut rb[r * kc..(r + 1) * kc], tp);
+        }
+        // SAFETY: rb holds h rows of kc floats (row stride kc); the panel holds kc·mr floats, written at p·mr + r
+        // for r < h ≤ mr; the two buffers are distinct.
+        unsafe { transpose(h, kc, rb.as_ptr(), kc, pan.as_mut_ptr(), mr) };
+        zero_pad_rows(pan, h, mr, kc);
+    }
+}
+
+impl Im2colNhwc<'_> {
+    /// Rows (output pixels).
+    pub(crate) fn rows(&self) -> usize {
+        self.geometry.n()
+    }
+
+    /// Checks the input covers every pixel's channel slice (the gathers index it unchecked).
+    pub(crate) fn check(&self) {
+        let g = self.geometry;
+        let pixels: usize = g.in_spatial.iter().product();
+        assert!(g.kernel.len() <= 8 && g.kernel.len() == g.in_spatial.len(), "NHWC im2col rank");
+        assert!(pixels == 0 || self.c_off + g.channels <= self.c_stride, "NHWC im2col channel slice");
+        assert!(self.input.len() >= pixels * self.c_stride, "NHWC im2col input too short");
+    }
+
+    /// Each tap's input position relative to the window origin, per dimension (`nd` values per tap), when they
+    /// fit in `TAP_POS` values (else `None`: positions are computed per tap).
+    pub(crate) fn tap_positions(&self, out: &mut [isize; TAP_POS]) -> Option<usize> {
+        let g = self.geometry;
+        let nd = g.kernel.len();
+        let taps: usize = g.kernel.iter().product();
+        if taps * nd > TAP_POS {
+            return None;
+        }
+        let mut kidx = [0usize; 8];
+        for t in 0..taps {
+            unravel(t, &g.kernel, &mut kidx[..nd]);
+            for d in 0..nd {
+                out[t * nd + d] = (kidx[d] * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+            }
+        }
+        Some(taps * nd)
+    }
+
+    /// Pack rows `i .. i+h` (one panel) by strided gathers straight into the panel, when they lie on one output row
+    /// with every window inside the input along the last dimension: then tap `t`'s input pixel for row `i + r` is
+    /// `r` strides after row `i`'s. Few channels per tap (first layers) make row runs too short to copy and
+    /// transpose. Returns false (nothing written) when the rows do not qualify.
+    #[allow(clippy::too_many_arguments)]
+    fn gather_panel(&self, i: usize, h: usize, p0: usize, kc: usize, mr: usize, pan: &mut [f32], tp: &[isize]) -> bool {
+        let g = self.geometry;
+        let nd = g.kernel.len();
+        let last = nd - 1;
+        let (w_out, w_in, s) = (g.out_spatial[last], g.in_spatial[last], g.strides[last]);
+        let ox0 = i % w_out;
+        if ox0 + h > w_out {
+            return false;
+        }
+        let (lo, hi) =
+            tp.chunks_exact(nd).fold((isize::MAX, isize::MIN), |(lo, hi), t| (lo.min(t[last]), hi.max(t[last])));
+        if (ox0 * s) as isize + lo < 0 || ((ox0 + h - 1) * s) as isize + hi >= w_in as isize {
+            return false;
+        }
+        let mut oidx = [0usize; 8];
+        unravel(i, &g.out_spatial, &mut oidx[..nd]);
+        let cg = g.channels;
+        let step = s * self.c_stride;
+        let (mut tap, mut c) = (p0 / cg, p0 % cg);
+        let mut base: Option<usize> = None;
+        for p in 0..kc {
+            if p == 0 || c == 0 {
+                // Row i's input pixel under this tap (or the padding, along an outer dimension).
+                let rel = &tp[tap * nd..(tap + 1) * nd];
+                let mut q = Some(0usize);
+                for d in 0..nd {
+                    let pos = (oidx[d] * g.strides[d]) as isize + rel[d];
+                    q = q
+                        .filter(|_| pos >= 0 && (pos as usize) < g.in_spatial[d])
+                        .map(|q| q * g.in_spatial[d] + pos as usize);
+                }
+                base = q.map(|q| q * self.c_stride + self.c_off);
+            }
+            let col = &mut pan[p * mr..(p + 1) * mr];
+            match base {
+                Some(b) => {
+                    for (r, v) in col[..h].iter_mut().enumerate() {
+                        *v = self.input[b + c + r * step];
+                    }
+                }
+                None => col[..h].fill(0.0),
+            }
+            col[h..].fill(0.0);
+            c += 1;
+            if c == cg {
+                c = 0;
+                tap += 1;
+            }
+        }
+        true
+    }
+
+    /// Where rows `i .. i+h` can be read in place: when they lie on one output row and every window is inside the
+    /// input on every dimension, the offset of row `i`'s window origin (its first tap, channel 0), row `i + r`'s
+    /// being `r · stride_last · c_stride` further ([`Self::row_step`]); else `None`.
+    pub(crate) fn direct_origin(&self, i: usize, h: usize) -> Option<usize> {
+        let g = self.geometry;
+        let nd = g.kernel.len();
+        let last = nd - 1;
+        let w_out = g.out_spatial[last];
+        let ox0 = i % w_out;
+        if h == 0 || ox0 + h > w_out {
+            return None;
+        }
+        let mut oidx = [0usize; 8];
+        unravel(i, &g.out_spatial, &mut oidx[..nd]);
+        let mut q = 0usize;
+        for (d, &o) in oidx[..nd].iter().enumerate() {
+            let first = (o * g.strides[d]) as isize - g.pads_begin[d] as isize;
+            let o_last = if d == last { o + h - 1 } else { o };
+            let reach =
+                (o_last * g.strides[d] + (g.kernel[d] - 1) * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+            if first < 0 || reach >= g.in_spatial[d] as isize {
+                return None;
+            }
+            q = q * g.in_spatial[d] + first as usize;
+        }
+        Some(q * self.c_stride + self.c_off)
+    }
+
+    /// Floats from one output pixel's window to the next one's along a row.
+    pub(crate) fn row_step(&self) -> usize {
+        self.geometry.strides[self.geometry.kernel.len() - 1] * self.c_stride
+    }
+
+    /// The in-place offsets of columns `p0 .. p0+kc` relative to a window origin: column `tap · C_g + c` is tap's
+    /// input pixel (relative) times `c_stride`, plus `c`.
+    pub(crate) fn direct_offsets(&self, p0: usize, kc: usize, out: &mut Vec<usize>) {
+        let g = self.geometry;
+        let nd = g.kernel.len();
+        let cg = g.channels;
+        out.clear();
+        let mut kidx = [0usize; 8];
+        let (mut tap, mut c) = (p0 / cg, p0 % cg);
+        let mut rel = 0usize;
+        for p in 0..kc {
+            if p == 0 || c == 0 {
+                unravel(tap, &g.kernel, &mut kidx[..nd]);
+                rel = 0;
+                for (d, &kd) in kidx[..nd].iter().enumerate() {
+                    rel = rel * g.in_spatial[d] + kd * g.dilations[d];
+                }
+                rel *= self.c_stride;
+            }
+            out.push(rel + c);
+            c += 1;
+            if c == cg {
+                c = 0;
+                tap += 1;
+            }
+        }
+    }
+
+    /// `dst[t] = A[i, kr.start + t]`: per kernel tap, one contiguous run of channels (or zeros in the padding).
+    /// `tap_pos`: [`Self::tap_positions`], or empty.
+    pub(crate) fn row_into(&self, i: usize, kr: std::ops::Range<usize>, dst: &mut [f32], tap_pos: &[isize]) {
+        let g = self.geometry;
+        let nd = g.kernel.len();
+        let cg = g.channels;
+        let mut oidx = [0usize; 8];
+        unravel(i, &g.out_spatial, &mut oidx[..nd]);
+        let mut kidx = [0isize; 8];
+        let mut k = kr.start;
+        // The first run may start inside a tap; the others start at its channel 0 (no division per run).
+        let (mut tap, mut c0) = (k / cg, k % cg);
+        while k < kr.end {
+            let run = (cg - c0).min(kr.end - k);
+            let rel: &[isize] = if tap_pos.is_empty() {
+                let mut u = [0usize; 8];
+                unravel(tap, &g.kernel, &mut u[..nd]);
+                for d in 0..nd {
+                    kidx[d] = (u[d] * g.dilations[d]) as isize - g.pads_begin[d] as isize;
+                }
+                &kidx[..nd]
+            } else {
+                &tap_pos[tap * nd..(tap + 1) * nd]
+            };
+            let mut q = 0usize;
+            let mut inside = true;
+            for d in 0..nd {
+                let pos = (oidx[d] * g.strides[d]) as isize + rel[d];
+                if pos < 0 || pos as usize >= g.in_spatial[d] {
+                    inside = false;
+                    break;
+                }
+                q = q * g.in_spatial[d] + pos as usize;
+            }
+            let out = &mut dst[k - kr.start..k - kr.start + run];
+            if inside {
+                let at = q * self.c_stride + self.c_off + c0;
+                let src = &self.input[at..at + run];
+                if run < 8 {
+                    // Short runs (first layers' 3 channels): a loop, not a memcpy call.
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = v;
+                    }
+                } else {
+                    out.copy_from_slice(src);
+                }
+            } else {
+                out.fill(0.0);
+            }
+            k += run;
+            tap += 1;
+            c0 = 0;
+        }
+    }
+}
+
+/// Capacity of [`Im2colNhwc::tap_positions`] (taps × spatial rank).
+pub(crate) const TAP_POS: usize = 512;
 
 /// Pack `A[i0 .. i0+m, p0 .. p0+kc]` of an operand packed for another tier (element access; rare).
 pub(crate) fn pack_a_from(a: &PackedA, i0: usize, m: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
@@ -318,7 +565,14 @@ pub(crate) struct Im2colWork {
     outer: Vec<usize>,
     /// Per distinct outer index: offset of the input row the current packed row reads, or −1 (padding).
     rowbase: Vec<isize>,
+    /// Channels-last A read in place (`gemm.rs`): this pass's K offsets, and each A panel's window origin
+    /// ([`NO_ORIGIN`] when the panel is packed).
+    pub(crate) aoffs: Vec<usize>,
+    pub(crate) origins: Vec<usize>,
 }
+
+/// An A panel without an in-place origin (packed instead).
+pub(crate) const NO_ORIGIN: usize = usize::MAX;
 
 /// A run of columns inside one panel and one output row.
 #[derive(Clone, Copy, Debug)]
@@ -358,7 +612,7 @@ pub(crate) fn pack_b_im2col(
     let (s, d, pad) = (g.strides[last] as isize, g.dilations[last] as isize, g.pads_begin[last] as isize);
     let panels = n.div_ceil(nr);
     let dst = &mut dst[..panels * nr * kc];
-    let Im2colWork { segs, outer, rowbase } = work;
+    let Im2colWork { segs, outer, rowbase, .. } = work;
     // 1. Cut the columns into runs (the same for every packed row).
     segs.clear();
     outer.clear();

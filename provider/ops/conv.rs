@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use crate::kernels::{
-    conv_t_supported, pointwise_in_place, prefer_conv_t, AOperand, BOperand, ConvGeometry, FusedOp, Im2col, MatMut,
-    MatRef, PackedA, PackedB,
+    conv_t_supported, pointwise_in_place, prefer_conv_t, AOperand, BOperand, ConvGeometry, DwNhwc, FusedOp, Im2col,
+    Im2colNhwc, MatMut, MatRef, PackedA, PackedB,
 };
 
-use super::exec::{DepthwiseJob, Executor, GemmJob};
+use super::exec::{DepthwiseJob, DwNhwcJob, Executor, GemmJob};
 use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,9 +167,15 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The domain ORT's layout transformer moves the convolutions we claim into when we prefer NHWC: the same Conv with
+/// X and Y channels-last (`[N, spatial…, C]`); W and B keep their ONNX layouts.
+pub const NHWC_DOMAIN: &str = "com.ms.internal.nhwc";
+
 #[derive(Debug)]
 pub(super) struct Conv {
     attrs: ConvAttrs,
+    /// X and Y are channels-last (the node is in [`NHWC_DOMAIN`]).
+    nhwc: bool,
     /// Constant weights: shape and one packed A panel set per group.
     const_w: Option<ConstW>,
     const_b: Option<Arc<Tensor>>,
@@ -192,6 +198,32 @@ enum Prepared {
     Transposed(Vec<PackedB>),
     /// Depthwise (one input channel per group): the direct kernel reads the weights as they are.
     Depthwise(Arc<Tensor>),
+    /// Channels-last: per group, `B_g = W_gᵀ` with K ordered (tap, channel), packed as B panels.
+    Nhwc(Vec<PackedB>),
+    /// Channels-last depthwise: the weights tap-major (`wt[tap · C_out + oc]`), and W itself for the GEMM fallback.
+    DepthwiseNhwc { wt: Vec<f32>, w: Arc<Tensor> },
+}
+
+/// The channels-last GEMM's B for every group, concatenated: group `g`'s `K_g × M_g` row-major block, row
+/// `tap · C_g + c`, column `m`, is `W[g·M_g + m, c, tap…]`.
+fn nhwc_b_matrices(w: &[f32], shape: &[usize], group: usize) -> Vec<f32> {
+    let (m, cg) = (shape[0], shape[1]);
+    let taps: usize = shape[2..].iter().product();
+    let mg = m / group;
+    let kg = cg * taps;
+    let mut b = vec![0.0; group * kg * mg];
+    for g in 0..group {
+        let blk = &mut b[g * kg * mg..(g + 1) * kg * mg];
+        for mo in 0..mg {
+            let wrow = &w[(g * mg + mo) * kg..(g * mg + mo + 1) * kg];
+            for c in 0..cg {
+                for t in 0..taps {
+                    blk[(t * cg + c) * mg + mo] = wrow[c * taps + t];
+                }
+            }
+        }
+    }
+    b
 }
 
 /// Whether a convolution with weights `w` (`[M, C/g, k…]`) and `group` runs on the depthwise kernel.
@@ -216,7 +248,7 @@ fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
     let mut x: Vec<usize> = xs.iter().map(|&d| d.max(1) as usize).collect();
     x[0] = 1;
     x[1] = w[1] * attrs.group;
-    let probe = Conv { attrs: attrs.clone(), const_w: None, const_b: None };
+    let probe = Conv { attrs: attrs.clone(), nhwc: false, const_w: None, const_b: None };
     match probe.shape(&x, w) {
         Ok(_) if forced.as_deref() == Some("all") => conv_t_supported(w[0] / attrs.group),
         Ok(s) => prefer_conv_t(&s.geometry, w[0] / attrs.group),
@@ -250,7 +282,20 @@ impl Conv {
                         attrs.group
                     )));
                 }
-                let prepared = if is_depthwise(&w.shape, attrs.group) {
+                let nhwc = node.domain == NHWC_DOMAIN;
+                let prepared = if nhwc && is_depthwise(&w.shape, attrs.group) {
+                    let taps = numel(&w.shape[2..]);
+                    Prepared::DepthwiseNhwc { wt: crate::kernels::transpose_dw_weights(&w.data, m, taps), w: w.clone() }
+                } else if nhwc {
+                    let mg = m / attrs.group;
+                    let kg = numel(&w.shape[1..]);
+                    let b = nhwc_b_matrices(&w.data, &w.shape, attrs.group);
+                    Prepared::Nhwc(
+                        (0..attrs.group)
+                            .map(|g| PackedB::pack(MatRef::row_major(&b[g * kg * mg..(g + 1) * kg * mg], kg, mg)))
+                            .collect(),
+                    )
+                } else if is_depthwise(&w.shape, attrs.group) {
                     Prepared::Depthwise(w.clone())
                 } else if channel_vectorized(&attrs, node, &w.shape) {
                     let mg = m / attrs.group;
@@ -277,7 +322,7 @@ impl Conv {
             }
             None => None,
         };
-        Ok(Conv { attrs, const_w, const_b: node.constant(2) })
+        Ok(Conv { attrs, nhwc: node.domain == NHWC_DOMAIN, const_w, const_b: node.constant(2) })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -294,12 +339,28 @@ impl Conv {
                 Prepared::Transposed(_) =>
                     format!("constant {:?} packed transposed per group (channel-vectorized)", w.shape),
                 Prepared::Depthwise(_) => format!("constant {:?}, depthwise kernel", w.shape),
+                Prepared::Nhwc(_) => format!("constant {:?} packed per group, channels-last", w.shape),
+                Prepared::DepthwiseNhwc { .. } => format!("constant {:?}, channels-last depthwise kernel", w.shape),
             }),
             self.const_b.as_ref().map_or("dynamic or absent".to_string(), |_| "constant".to_string())
         )
     }
 
+    /// The run's shapes; `x` in the node's layout (`out_shape` too), the geometry always per channel plane.
     fn shape(&self, x: &[usize], w: &[usize]) -> Result<ConvShape> {
+        if self.nhwc && x.len() >= 3 {
+            // Channels-last X: the same convolution over [N, C, spatial…]; Y's channels moved back last.
+            let mut xc = vec![x[0], x[x.len() - 1]];
+            xc.extend_from_slice(&x[1..x.len() - 1]);
+            let mut s = self.shape_nchw(&xc, w)?;
+            let m = s.out_shape.remove(1);
+            s.out_shape.push(m);
+            return Ok(s);
+        }
+        self.shape_nchw(x, w)
+    }
+
+    fn shape_nchw(&self, x: &[usize], w: &[usize]) -> Result<ConvShape> {
         let a = &self.attrs;
         let bad = |what: String| Error::invalid_argument(format!("Conv X {} W {}: {what}", fmt_shape(x), fmt_shape(w)));
         if x.len() < 3 || x.len() != w.len() {
@@ -396,6 +457,9 @@ impl Conv {
         if y.is_empty() {
             return Ok(());
         }
+        if self.nhwc {
+            return self.run_nhwc(&s, x.data, w_dyn, bias, &post, y, exec);
+        }
         let g = &s.geometry;
         let group = self.attrs.group;
         let (mg, kg, p) = (s.out_channels / group, g.k(), g.n());
@@ -463,6 +527,103 @@ impl Conv {
                 };
                 epilogue.extend(post.ops((n * group + gi) * mg * p, mg, p));
                 jobs.push(GemmJob { a, b, c: MatMut::row_major(y_grp, mg, p), k: kg, epilogue });
+            }
+        }
+        exec.run(&jobs)
+    }
+}
+
+impl Conv {
+    /// Channels-last: per image and group, `Y[:, group's channels] = im2col_nhwc(X) · B_g` (a plain GEMM with the
+    /// pixels as rows, so C's rows are contiguous output pixels); depthwise on its own channels-last kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn run_nhwc(
+        &self,
+        s: &ConvShape,
+        x: &[f32],
+        w_dyn: Option<TensorView<'_>>,
+        bias: Option<TensorView<'_>>,
+        post: &super::BoundEpilogue<'_>,
+        y: &mut [f32],
+        exec: &dyn Executor,
+    ) -> Result<()> {
+        let g = &s.geometry;
+        let group = self.attrs.group;
+        let (c, m) = (s.in_channels, s.out_channels);
+        let (mg, kg, p) = (m / group, g.k(), g.n());
+        let in_image = c * g.in_spatial.iter().product::<usize>();
+        let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
+            (Some(w), _) => &w.shape,
+            (None, Some(w)) => w.shape,
+            _ => unreachable!("W presence checked by run"),
+        };
+        let nonfinite_w = match (&self.const_w, &w_dyn) {
+            (Some(w), _) => w.nonfinite,
+            (None, Some(w)) => w.data.iter().any(|v| !v.is_finite()),
+            _ => false,
+        };
+        if is_depthwise(w_shape, group) && !(nonfinite_w && reaches_padding(g)) {
+            let dyn_wt;
+            let wt: &[f32] = match &self.const_w {
+                Some(ConstW { prepared: Prepared::DepthwiseNhwc { wt, .. }, .. }) => wt,
+                _ => {
+                    let w = w_dyn.expect("dynamic W present");
+                    dyn_wt = crate::kernels::transpose_dw_weights(w.data, m, numel(&w.shape[2..]));
+                    &dyn_wt
+                }
+            };
+            let geometry = ConvGeometry { channels: c, ..g.clone() };
+            let jobs: Vec<DwNhwcJob<'_>> = y
+                .chunks_mut(m * p)
+                .enumerate()
+                .map(|(n, y_img)| DwNhwcJob {
+                    dw: DwNhwc {
+                        input: &x[n * in_image..(n + 1) * in_image],
+                        weights_t: wt,
+                        bias: bias.map(|b| b.data),
+                        geometry: &geometry,
+                        multiplier: m / group,
+                    },
+                    out: MatMut::row_major(y_img, p, m),
+                    epilogue: post.ops(n * m * p, p, m),
+                })
+                .collect();
+            return exec.depthwise_nhwc(&jobs);
+        }
+        // B per group: the packed constant, else built for this run (dynamic W, or the depthwise fallback).
+        let built: Option<Vec<f32>> = match (&self.const_w, &w_dyn) {
+            (Some(ConstW { prepared: Prepared::Nhwc(_), .. }), _) => None,
+            (Some(ConstW { prepared: Prepared::DepthwiseNhwc { w, .. }, .. }), _) => {
+                Some(nhwc_b_matrices(&w.data, &w.shape, group))
+            }
+            (None, Some(w)) => Some(nhwc_b_matrices(w.data, w.shape, group)),
+            _ => return Err(Error::fail("internal: channels-last Conv without channels-last weights")),
+        };
+        let pointwise = g.kernel.iter().all(|&k| k == 1)
+            && g.strides.iter().all(|&s| s == 1)
+            && g.pads_begin.iter().all(|&p| p == 0)
+            && g.out_spatial == g.in_spatial;
+        let mut jobs = Vec::with_capacity(s.batch * group);
+        for (n, y_img) in y.chunks_mut(m * p).enumerate().take(s.batch) {
+            let x_img = &x[n * in_image..(n + 1) * in_image];
+            let c_img = MatMut::row_major(y_img, p, m);
+            for gi in 0..group {
+                let a = if pointwise {
+                    AOperand::View(MatRef::with_offset(x_img, gi * g.channels, p, kg, c as isize, 1))
+                } else {
+                    AOperand::Im2colNhwc(Im2colNhwc { input: x_img, geometry: g, c_stride: c, c_off: gi * g.channels })
+                };
+                let b = match (&self.const_w, &built) {
+                    (Some(ConstW { prepared: Prepared::Nhwc(packed), .. }), _) => BOperand::Packed(&packed[gi]),
+                    (_, Some(bm)) => BOperand::View(MatRef::row_major(&bm[gi * kg * mg..(gi + 1) * kg * mg], kg, mg)),
+                    _ => unreachable!("B chosen above"),
+                };
+                let mut epilogue = match bias {
+                    Some(bv) => vec![FusedOp::ColBias(&bv.data[gi * mg..(gi + 1) * mg])],
+                    None => Vec::new(),
+                };
+                epilogue.extend(post.ops_strided(n * m * p + gi * mg, p, mg, m));
+                jobs.push(GemmJob { a, b, c: c_img.cols_range(gi * mg, mg), k: kg, epilogue });
             }
         }
         exec.run(&jobs)
@@ -616,6 +777,127 @@ mod tests {
                 assert_eq!(out.0[0].0, shape);
                 assert_close(&out.0[0].1, &want);
             }
+        }
+    }
+
+    /// The channels-last form (domain `NHWC_DOMAIN`): X and Y channels-last, W as in ONNX; GEMM lowering with the
+    /// channels-last im2col (groups, strides, dilations, asymmetric pads, 1×1), depthwise with multipliers, dynamic
+    /// W, and the depthwise GEMM fallback for non-finite weights reaching the padding.
+    #[test]
+    fn channels_last_matches_direct_convolution() {
+        let mut rng = Lcg(11);
+        type Case = ([usize; 4], [usize; 4], usize, [usize; 2], [usize; 2], [usize; 4]);
+        let cases: &[Case] = &[
+            ([1, 3, 7, 7], [4, 3, 3, 3], 1, [1, 1], [1, 1], [1, 1, 1, 1]),
+            ([2, 4, 9, 8], [6, 2, 3, 2], 2, [2, 1], [1, 2], [0, 1, 2, 0]),
+            ([1, 6, 5, 5], [12, 1, 3, 3], 6, [2, 2], [1, 1], [1, 1, 1, 1]),
+            ([2, 32, 9, 9], [32, 1, 3, 3], 32, [1, 1], [1, 1], [1, 1, 1, 1]),
+            ([1, 5, 4, 6], [7, 5, 1, 1], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+            ([1, 64, 6, 6], [40, 32, 1, 1], 2, [1, 1], [1, 1], [0, 0, 0, 0]),
+            ([1, 16, 9, 9], [24, 16, 1, 1], 1, [2, 2], [1, 1], [0, 0, 0, 0]),
+            ([3, 2, 6, 6], [2, 2, 2, 2], 1, [1, 1], [2, 2], [1, 0, 1, 0]),
+            ([1, 3, 23, 21], [32, 3, 3, 3], 1, [2, 2], [1, 1], [0, 1, 1, 0]),
+            ([1, 120, 9, 8], [48, 120, 3, 3], 1, [2, 1], [1, 2], [1, 0, 2, 1]),
+        ];
+        for &(xs, ws, group, strides, dil, pads) in cases {
+            for (const_w, with_bias, inf_w) in [(true, true, false), (false, false, false), (true, false, true)] {
+                let x = rng.vec(xs.iter().product());
+                let mut w = rng.vec(ws.iter().product());
+                if inf_w {
+                    w[0] = f32::INFINITY;
+                }
+                let b = rng.vec(ws[0]);
+                let to_i = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
+                let xs_last = [xs[0], xs[2], xs[3], xs[1]];
+                let mut inputs = vec![
+                    value("X", &to_i(&xs_last)),
+                    if const_w {
+                        constant("W", Tensor { shape: ws.to_vec(), data: w.clone() })
+                    } else {
+                        value("W", &to_i(&ws))
+                    },
+                ];
+                if with_bias {
+                    inputs.push(value("B", &[ws[0] as i64]));
+                }
+                let node = NodeDesc {
+                    name: "c".into(),
+                    op_type: "Conv".into(),
+                    domain: super::NHWC_DOMAIN.into(),
+                    since_version: 11,
+                    attrs: vec![
+                        ("group".into(), AttrValue::Int(group as i64)),
+                        ("strides".into(), AttrValue::Ints(to_i(&strides))),
+                        ("dilations".into(), AttrValue::Ints(to_i(&dil))),
+                        ("pads".into(), AttrValue::Ints(to_i(&pads))),
+                    ],
+                    inputs,
+                    outputs: vec![value("Y", &[])],
+                };
+                check_support(&node).unwrap();
+                let plan = OpPlan::build(&node).unwrap();
+                // X channels-last.
+                let [n, c, h, wd] = xs;
+                let mut x_last = vec![0.0; x.len()];
+                for ni in 0..n {
+                    for ci in 0..c {
+                        for p in 0..h * wd {
+                            x_last[(ni * h * wd + p) * c + ci] = x[(ni * c + ci) * h * wd + p];
+                        }
+                    }
+                }
+                let mut run_inputs = vec![
+                    Some(TensorView { shape: &xs_last, data: &x_last }),
+                    if const_w { None } else { Some(TensorView { shape: &ws, data: &w }) },
+                ];
+                let bshape = [ws[0]];
+                if with_bias {
+                    run_inputs.push(Some(TensorView { shape: &bshape, data: &b }));
+                }
+                let mut out = VecOut(vec![]);
+                plan.run(&run_inputs, &mut out, &SerialExecutor).unwrap();
+                let (shape, want) = direct_2d(&x, xs, &w, ws, with_bias.then_some(&b[..]), group, strides, dil, pads);
+                let [_, m, oh, ow] = [shape[0], shape[1], shape[2], shape[3]];
+                assert_eq!(out.0[0].0, vec![n, oh, ow, m]);
+                let mut want_last = vec![0.0; want.len()];
+                for ni in 0..n {
+                    for mi in 0..m {
+                        for p in 0..oh * ow {
+                            want_last[(ni * oh * ow + p) * m + mi] = want[(ni * m + mi) * oh * ow + p];
+                        }
+                    }
+                }
+                if inf_w {
+                    // ±inf weights: only NaN/inf placement is compared (ORT multiplies the zero padding too).
+                    let got = &out.0[0].1;
+                    let finite = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+                    if !super::reaches_padding(&plan_geometry(xs, ws, strides, dil, pads)) {
+                        assert_eq!(finite(got), finite(&want_last));
+                    }
+                    continue;
+                }
+                assert_close(&out.0[0].1, &want_last);
+            }
+        }
+    }
+
+    fn plan_geometry(
+        xs: [usize; 4],
+        ws: [usize; 4],
+        strides: [usize; 2],
+        dil: [usize; 2],
+        pads: [usize; 4],
+    ) -> crate::kernels::ConvGeometry {
+        let oh = (xs[2] + pads[0] + pads[2] - (dil[0] * (ws[2] - 1) + 1)) / strides[0] + 1;
+        let ow = (xs[3] + pads[1] + pads[3] - (dil[1] * (ws[3] - 1) + 1)) / strides[1] + 1;
+        crate::kernels::ConvGeometry {
+            channels: ws[1],
+            in_spatial: vec![xs[2], xs[3]],
+            kernel: vec![ws[2], ws[3]],
+            out_spatial: vec![oh, ow],
+            strides: strides.to_vec(),
+            dilations: dil.to_vec(),
+            pads_begin: vec![pads[0], pads[1]],
         }
     }
 

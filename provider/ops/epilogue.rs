@@ -254,6 +254,12 @@ impl<'a> BoundEpilogue<'a> {
     /// The fused ops of the GEMM job whose C is the `rows × cols` row-major block starting at element `offset` of
     /// the (contiguous) node output. Residuals have the output's layout, so they are viewed at the same offset.
     pub fn ops(&self, offset: usize, rows: usize, cols: usize) -> Vec<FusedOp<'a>> {
+        self.ops_strided(offset, rows, cols, cols)
+    }
+
+    /// [`Self::ops`] for a block whose rows lie `row_stride` elements apart in the output (a group's channels of a
+    /// channels-last convolution).
+    pub fn ops_strided(&self, offset: usize, rows: usize, cols: usize, row_stride: usize) -> Vec<FusedOp<'a>> {
         self.steps
             .iter()
             .map(|s| match *s {
@@ -264,7 +270,7 @@ impl<'a> BoundEpilogue<'a> {
                 Bound::Step(Step::HardSigmoid { alpha, beta }) => FusedOp::HardSigmoid { alpha, beta },
                 Bound::Step(Step::HardSwish) => FusedOp::HardSwish,
                 Bound::Step(Step::AddInput(_)) => unreachable!("bound to a residual"),
-                Bound::Residual(r) => FusedOp::Add(MatRef::row_major(&r[offset..offset + rows * cols], rows, cols)),
+                Bound::Residual(r) => FusedOp::Add(MatRef::with_offset(r, offset, rows, cols, row_stride as isize, 1)),
             })
             .collect()
     }

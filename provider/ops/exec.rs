@@ -12,8 +12,8 @@ use crate::asym::cost::KernelKind;
 use crate::asym::partition::{GemmProblem, Plan, Task};
 use crate::asym::Runtime as AsymRuntime;
 use crate::kernels::{
-    depthwise_conv, gemm_block, gemv_partial, gemv_reduce, gemv_shape, tile_info, AOperand, BOperand, CacheSizes,
-    ConvGeometry, FusedOp, GemvShape, MatMut, Scratch,
+    depthwise_conv, depthwise_nhwc, gemm_block, gemv_partial, gemv_reduce, gemv_shape, tile_info, AOperand, BOperand,
+    CacheSizes, ConvGeometry, DwNhwc, FusedOp, GemvShape, MatMut, Scratch,
 };
 
 use super::{Error, Result};
@@ -66,10 +66,35 @@ impl DepthwiseJob<'_> {
     }
 }
 
+/// One image of a channels-last depthwise convolution: `out` is `Π out_spatial × C_out` (a row per pixel).
+#[derive(Clone, Debug)]
+pub struct DwNhwcJob<'a> {
+    pub dw: DwNhwc<'a>,
+    pub out: MatMut<'a>,
+    pub epilogue: Vec<FusedOp<'a>>,
+}
+
+impl DwNhwcJob<'_> {
+    fn run(&self, pixels: std::ops::Range<usize>, scratch: &mut Scratch) {
+        depthwise_nhwc(&self.dw, self.out, pixels, 0..self.out.cols, &self.epilogue, scratch);
+    }
+}
+
 /// Runs batches of jobs to completion. Called concurrently from several Run calls.
 pub trait Executor: Sync {
     fn run(&self, jobs: &[GemmJob<'_>]) -> Result<()>;
     fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()>;
+    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()>;
+    /// `body(image, rows)` over `rows` output rows of each of `batch` images, each row `cols` values computed from
+    /// about `taps` inputs apiece (memory-bound work: pooling); every (image, row) exactly once.
+    fn split_rows(
+        &self,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+        taps: usize,
+        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+    ) -> Result<()>;
 }
 
 /// Runs every job on the calling thread. The reference executor.
@@ -100,6 +125,28 @@ impl Executor for SerialExecutor {
         });
         Ok(())
     }
+
+    fn split_rows(
+        &self,
+        batch: usize,
+        rows: usize,
+        _cols: usize,
+        _taps: usize,
+        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+    ) -> Result<()> {
+        (0..batch).for_each(|b| body(b, 0..rows));
+        Ok(())
+    }
+
+    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()> {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            for job in jobs {
+                job.run(0..job.out.rows, &mut s);
+            }
+        });
+        Ok(())
+    }
 }
 
 /// The AsyMo runtime runs a batch by asking the partitioner for a plan of the whole batch (cached per shape) and
@@ -112,8 +159,8 @@ impl Executor for AsymRuntime {
             // Ops submit uniform batches; anything else runs one plan per job.
             return jobs.iter().try_for_each(|j| Executor::run(self, std::slice::from_ref(j)));
         }
-        let kind = match first.b {
-            BOperand::Im2col(_) => KernelKind::Conv,
+        let kind = match (first.a, first.b) {
+            (_, BOperand::Im2col(_)) | (AOperand::Im2colNhwc(_), _) => KernelKind::Conv,
             _ if gemv_shape(m, n).is_some() => KernelKind::Gemv,
             _ => KernelKind::Gemm,
         };
@@ -147,6 +194,42 @@ impl Executor for AsymRuntime {
         // A depthwise kernel computes whole output planes: split channels (rows) only, with the plane as one tile.
         let problem =
             GemmProblem::new(KernelKind::Depthwise, jobs.len(), channels, positions, taps).tile(1, positions.max(1));
+        let plan = self.plan(&problem);
+        run_plan(self, &plan, &|task, scratch| {
+            for job in &jobs[task.batch.clone()] {
+                job.run(task.rows.clone(), scratch);
+            }
+        })
+    }
+
+    fn split_rows(
+        &self,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+        taps: usize,
+        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+    ) -> Result<()> {
+        if batch == 0 || rows == 0 {
+            return Ok(());
+        }
+        // Priced like a depthwise convolution of the same window (one pass over the window's inputs per output).
+        let problem = GemmProblem::new(KernelKind::Depthwise, batch, rows, cols, taps.max(1)).tile(1, cols.max(1));
+        let plan = self.plan(&problem);
+        run_plan(self, &plan, &|task, _| {
+            for b in task.batch.clone() {
+                body(b, task.rows.clone());
+            }
+        })
+    }
+
+    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()> {
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let (pixels, channels) = (first.out.rows, first.out.cols);
+        let taps: usize = first.dw.geometry.kernel.iter().product();
+        // Each pixel is a contiguous row of all its channels: split pixels only, the channels as one tile.
+        let problem =
+            GemmProblem::new(KernelKind::Depthwise, jobs.len(), pixels, channels, taps).tile(1, channels.max(1));
         let plan = self.plan(&problem);
         run_plan(self, &plan, &|task, scratch| {
             for job in &jobs[task.batch.clone()] {

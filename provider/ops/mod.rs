@@ -6,10 +6,12 @@
 //! at Compile (weights packed once), and [`OpPlan::run`] executes it on each Run's tensors, validating shapes.
 
 mod conv;
+pub use conv::NHWC_DOMAIN;
 pub mod epilogue;
 pub mod exec;
 mod gemm;
 mod matmul;
+mod pool;
 mod weights;
 
 use std::sync::Arc;
@@ -139,7 +141,8 @@ pub trait OutputAlloc {
 
 /// Decide at GetCapability time whether we compute `node` exactly. `Err` carries the reason it stays on the CPU EP.
 pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
-    if !node.domain.is_empty() && node.domain != "ai.onnx" {
+    let nhwc_op = node.domain == conv::NHWC_DOMAIN && (node.op_type == "Conv" || is_pool(&node.op_type));
+    if !node.domain.is_empty() && node.domain != "ai.onnx" && !nhwc_op {
         return Err(node.unsupported(format!("domain '{}' is not ONNX", node.domain)));
     }
     for (i, v) in node.inputs.iter().enumerate() {
@@ -164,6 +167,7 @@ pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
         "MatMul" => matmul::check(node),
         "Gemm" => gemm::check(node),
         "Conv" => conv::check(node),
+        op if is_pool(op) => pool::check(node),
         other => Err(node.unsupported(format!("op type {other} is not claimed"))),
     }
 }
@@ -184,6 +188,12 @@ enum Op {
     MatMul(matmul::MatMul),
     Gemm(gemm::Gemm),
     Conv(conv::Conv),
+    Pool(pool::Pool),
+}
+
+/// The pooling ops we claim (only with the channels-last layout preferred: see `pool.rs`).
+pub fn is_pool(op_type: &str) -> bool {
+    matches!(op_type, "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool")
 }
 
 impl OpPlan {
@@ -205,6 +215,15 @@ impl OpPlan {
             "MatMul" => Op::MatMul(matmul::MatMul::build(node, weights)?),
             "Gemm" => Op::Gemm(gemm::Gemm::build(node, weights)?),
             "Conv" => Op::Conv(conv::Conv::build(node)?),
+            op if is_pool(op) => {
+                if !chain.is_empty() {
+                    return Err(Error::invalid_argument(format!(
+                        "{op} '{}': pooling takes no fused epilogue",
+                        node.name
+                    )));
+                }
+                Op::Pool(pool::Pool::build(node)?)
+            }
             _ => unreachable!("check_support accepted only claimed ops"),
         };
         // Residual inputs of the epilogue are appended after the op's full input list, so an omitted trailing
@@ -212,6 +231,7 @@ impl OpPlan {
         let arity = match &op {
             Op::MatMul(_) => 2,
             Op::Gemm(_) | Op::Conv(_) => 3,
+            Op::Pool(_) => 1,
         };
         let mut slots = node.inputs.clone();
         slots.resize(arity.max(slots.len()), None);
@@ -234,6 +254,7 @@ impl OpPlan {
             Op::MatMul(op) => op.run(inputs, post, out, exec),
             Op::Gemm(op) => op.run(inputs, post, out, exec),
             Op::Conv(op) => op.run(inputs, post, out, exec),
+            Op::Pool(op) => op.run(inputs, out, exec),
         };
         r.map_err(|e| e.context(format!("node '{}'", self.node_name)))
     }
@@ -244,6 +265,7 @@ impl OpPlan {
             Op::MatMul(op) => op.describe(),
             Op::Gemm(op) => op.describe(),
             Op::Conv(op) => op.describe(),
+            Op::Pool(op) => op.describe(),
         };
         if self.fused.is_empty() {
             format!("{}: {what}", self.node_name)

@@ -8,7 +8,7 @@ use parking_lot::{Mutex, RwLock};
 use asymo_ep_ffi::sys::{OrtGraph, OrtLogger, OrtNode, OrtRunOptions, OrtValueInfo};
 use asymo_ep_ffi::{
     ep_call, Api, Error, LogLevel, OrtEp, OrtEpDataLayout, OrtEpGraphSupportInfo, OrtNodeComputeInfo,
-    OrtNodeFusionOptions, Result, StatusPtr, ORT_EP_DATA_LAYOUT_NCHW, ORT_VERSION_SUPPORTED,
+    OrtNodeFusionOptions, Result, StatusPtr, ORT_EP_DATA_LAYOUT_NCHW, ORT_EP_DATA_LAYOUT_NHWC, ORT_VERSION_SUPPORTED,
 };
 
 use super::compute::ComputeInfo;
@@ -17,7 +17,7 @@ use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::ops::{check_support, epilogue, gemm_work, OpPlan, SharedWeights};
+use crate::ops::{check_support, epilogue, gemm_work, is_pool, OpPlan, SharedWeights};
 use crate::options::EpConfig;
 use crate::runtime::Shared;
 
@@ -114,9 +114,14 @@ impl Ep {
                     continue;
                 }
                 let desc = describe_node(self.api, node, false)?;
+                // Pooling is computed channels-last only: claimed when ORT will convert it (NHWC preferred).
+                if is_pool(&desc.op_type) && !self.config.nhwc {
+                    continue;
+                }
                 match check_support(&desc) {
                     Ok(()) => {
-                        let chain = self.epilogue_chain(node, &taken)?;
+                        let chain =
+                            if is_pool(&desc.op_type) { vec![node] } else { self.epilogue_chain(node, &taken)? };
                         for n in &chain {
                             taken.insert(self.api.node_id(*n)?);
                         }
@@ -245,8 +250,8 @@ impl Ep {
                 .collect::<Result<Vec<_>>>()?;
             let main_index = descs
                 .iter()
-                .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv"))
-                .ok_or_else(|| Error::fail(format!("fused node '{fused_name}' holds no MatMul, Gemm or Conv")))?;
+                .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv") || is_pool(&d.op_type))
+                .ok_or_else(|| Error::fail(format!("fused node '{fused_name}' holds no MatMul, Gemm, Conv or pool")))?;
             if main_index != 0 {
                 return Err(Error::fail(format!("fused node '{fused_name}': the chain does not start at its GEMM")));
             }
@@ -366,10 +371,13 @@ unsafe extern "system" fn release_node_compute_infos(
     })
 }
 
-unsafe extern "system" fn get_preferred_data_layout(_this: *mut OrtEp, layout: *mut OrtEpDataLayout) -> StatusPtr {
+unsafe extern "system" fn get_preferred_data_layout(this: *mut OrtEp, layout: *mut OrtEpDataLayout) -> StatusPtr {
     status_of("GetPreferredDataLayout", || {
+        // SAFETY: `this` is our EP.
+        let nhwc = unsafe { Ep::from_ptr(this) }.config.nhwc;
+        let preferred = if nhwc { ORT_EP_DATA_LAYOUT_NHWC } else { ORT_EP_DATA_LAYOUT_NCHW };
         // SAFETY: ORT's out-pointer.
-        unsafe { write_out(layout, ORT_EP_DATA_LAYOUT_NCHW, "GetPreferredDataLayout") }
+        unsafe { write_out(layout, preferred, "GetPreferredDataLayout") }
     })
 }
 
@@ -381,7 +389,8 @@ unsafe extern "system" fn should_convert_data_layout(
     should_convert: *mut c_int,
 ) -> StatusPtr {
     status_of("ShouldConvertDataLayoutForOp", || {
-        // SAFETY: ORT's out-pointer; -1 lets ORT decide (we prefer NCHW, so it does not convert).
+        // SAFETY: ORT's out-pointer; -1 lets ORT decide: with NHWC preferred it converts the layout-sensitive ops
+        // we claimed (Conv), which GetCapability then claims again in their channels-last form.
         unsafe { write_out(should_convert, -1, "ShouldConvertDataLayoutForOp") }
     })
 }

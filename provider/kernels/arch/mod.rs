@@ -56,16 +56,18 @@ pub(crate) type GemmSegUkr = unsafe fn(
     epi: *const TileEpi,
 );
 
-/// [`GemmSegUkr`] with A read in place and B packed: step `p` reads A's rows `0..m` as the `m` consecutive floats
-/// at `a + aoff[p]` (the channel-vectorized convolution's pixels, straight from the window).
+/// [`GemmSegUkr`] with A read in place and B packed: step `p` reads A's row `i < m` at `a + aoff[p] + i·ars` (the
+/// channel-vectorized convolution's pixels straight from the window, `ars = 1`; a channels-last convolution's
+/// pixels straight from the input, `ars` = stride × channels).
 ///
 /// # Safety
-/// As [`GemmSegUkr`] with a packed B; `aoff` holds `k` offsets and every `a + aoff[p]` is readable for `m` floats.
+/// As [`GemmSegUkr`] with a packed B; `aoff` holds `k` offsets and every `a + aoff[p] + i·ars` (`i < m`) is readable.
 pub(crate) type GemmSegAUkr = unsafe fn(
     k: usize,
     m: usize,
     a: *const f32,
     aoff: *const usize,
+    ars: usize,
     b: *const f32,
     c: *mut f32,
     rsc: isize,
@@ -222,6 +224,27 @@ pub(crate) type TransposeFn =
 /// `padded[dst + t] = x[src + t·sw]` for `t < n` (`stride2` does `sw = 2`). See `depthwise::plane_2d`.
 pub(crate) type DwFillFn = unsafe fn(copies: &[usize], sw: usize, x: *const f32, padded: *mut f32, stride2: Stride2Fn);
 
+/// A run of `px` output pixels of a channels-last depthwise convolution over `n` channels, pixel `p`'s taps one
+/// `px_step` further than pixel `p − 1`'s: `y[p·ldy + c] = clamp(bias[c] + Σ_t x[offs[t] + p·px_step + c] ·
+/// wt[t·ldw + c])`, taps with `offs[t] == dw_nhwc::SKIP` skipped; `bias` may be null (zero).
+///
+/// # Safety
+/// For every non-skipped tap and `p < px`, `x + offs[t] + p·px_step` is readable for `n` floats; `wt + t·ldw` for
+/// `n` floats for every tap; `bias` (when non-null) for `n`; `y + p·ldy` writable for `n` and not aliased.
+pub(crate) type DwNhwcFn = unsafe fn(
+    offs: &[usize],
+    x: *const f32,
+    wt: *const f32,
+    ldw: usize,
+    bias: *const f32,
+    n: usize,
+    px: usize,
+    px_step: usize,
+    ldy: usize,
+    clamp: Option<(f32, f32)>,
+    y: *mut f32,
+);
+
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
     pub(crate) isa: Isa,
@@ -245,6 +268,7 @@ pub(crate) struct KernelSet {
     pub(crate) transpose: TransposeFn,
     /// The direct 3×3 depthwise kernel, on tiers that have one (the others take the padded-plane path).
     pub(crate) dw3x3: Option<Dw3x3Fn>,
+    pub(crate) dw_nhwc: DwNhwcFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -320,6 +344,18 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn dw_nhwc(
+            offs: &[usize], x: *const f32, wt: *const f32, ldw: usize, bias: *const f32, n: usize, px: usize,
+            px_step: usize, ldy: usize, clamp: Option<(f32, f32)>, y: *mut f32,
+        ) {
+            // SAFETY: `DwNhwcFn`'s contract.
+            unsafe {
+                crate::kernels::dw_nhwc::run_body::<{ $fma }>(offs, x, wt, ldw, bias, n, px, px_step, ldy, clamp, y)
+            }
+        }
+
+        $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn stride2(n: usize, src: *const f32, dst: *mut f32) {
             // SAFETY: `Stride2Fn`'s contract.
             for t in 0..n {
@@ -390,6 +426,7 @@ macro_rules! make_kernel_set {
             dw_fill: w::dw_fill,
             transpose: w::transpose,
             dw3x3: None,
+            dw_nhwc: w::dw_nhwc,
         }
     }};
 }

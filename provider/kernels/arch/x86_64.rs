@@ -496,7 +496,7 @@ unsafe fn avx512_mmm_f32_12x32(
 ) {
     const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
     // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
-    unsafe { avx512_body::<12, false, false>(k, a, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
+    unsafe { avx512_body::<12, false, false>(k, a, 1, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
 }
 
 /// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
@@ -520,15 +520,15 @@ unsafe fn avx512_mmm_f32_12x32_seg(
 ) {
     if boff.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<false, false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<true, false>(k, m, a, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<true, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi) }
     }
 }
 
 /// Rows `0..m` of a 12 × 32 tile with A read in place ([`super::GemmSegAUkr`]): step `p` broadcasts the `m`
-/// floats at `a + aoff[p]`; B is a packed panel; stored through lane masks.
+/// floats at `a + aoff[p] + i·ars`; B is a packed panel; stored through lane masks.
 ///
 /// # Safety
 /// [`super::GemmSegAUkr`]'s contract; AVX-512F must be available.
@@ -539,6 +539,7 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
     m: usize,
     a: *const f32,
     aoff: *const usize,
+    ars: usize,
     b: *const f32,
     c: *mut f32,
     rsc: isize,
@@ -546,8 +547,8 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
     accumulate: bool,
     epi: *const TileEpi,
 ) {
-    // SAFETY: forwarded contract (the body reads A step p at a + aoff[p], rows 0..m).
-    unsafe { avx512_seg_m::<false, true>(k, m, a, b, aoff, c, rsc, segs, accumulate, epi) }
+    // SAFETY: forwarded contract (the body reads A step p at a + aoff[p] + i·ars, rows 0..m).
+    unsafe { avx512_seg_m::<false, true>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi) }
 }
 
 /// Dispatch on the row count.
@@ -560,6 +561,7 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool>(
     k: usize,
     m: usize,
     a: *const f32,
+    ars: usize,
     b: *const f32,
     boff: *const usize,
     c: *mut f32,
@@ -572,18 +574,18 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool>(
     // SAFETY: forwarded contract; each instantiation reads m ≤ 12 rows of the 12-row A panel.
     unsafe {
         match m {
-            1 => body::<1, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            2 => body::<2, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            3 => body::<3, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            4 => body::<4, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            5 => body::<5, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            6 => body::<6, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            7 => body::<7, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            8 => body::<8, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            9 => body::<9, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            10 => body::<10, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            11 => body::<11, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
-            _ => body::<12, ROWS, AROWS>(k, a, b, boff, c, rsc, segs, accumulate, epi),
+            1 => body::<1, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            2 => body::<2, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            3 => body::<3, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            4 => body::<4, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            5 => body::<5, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            6 => body::<6, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            7 => body::<7, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            8 => body::<8, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            9 => body::<9, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            10 => body::<10, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            11 => body::<11, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            _ => body::<12, ROWS, AROWS>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
         }
     }
 }
@@ -601,6 +603,7 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool>(
 unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
     k: usize,
     a: *const f32,
+    ars: usize,
     b: *const f32,
     boff: *const usize,
     c: *mut f32,
@@ -651,7 +654,7 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool>(
                 let b0 = _mm512_loadu_ps(bq);
                 let b1 = _mm512_loadu_ps(bq.add(16));
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*aq.add(i));
+                    let av = _mm512_set1_ps(*aq.add(if AROWS { i * ars } else { i }));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                 }
