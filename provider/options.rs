@@ -106,9 +106,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         key: "layout",
-        accepted: "nchw, nhwc",
-        default: "nchw",
-        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last and drop the transposes between them (ORT inserts them where channels-last values meet channels-first ones); see BENCHMARKS.md for where each wins",
+        accepted: "auto, nchw, nhwc",
+        default: "auto",
+        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last and drop the transposes between them (ORT inserts them where channels-last values meet channels-first ones); auto picks nhwc for models with depthwise convolutions, where it was measured faster (BENCHMARKS.md)",
     },
     OptionSpec {
         key: "mode",
@@ -152,8 +152,17 @@ pub struct EpConfig {
     pub freq_state_dir: Option<PathBuf>,
     pub log_plan: bool,
     pub caller_affinity: bool,
-    /// Prefer channels-last (ORT's layout transformer then rewrites the convolutions we claim).
-    pub nhwc: bool,
+    /// The data layout asked of ORT (its layout transformer then rewrites the convolutions and pools we claim).
+    pub layout: Layout,
+}
+
+/// The `layout` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Channels-last for models with a depthwise convolution (decided at GetCapability), else channels-first.
+    Auto,
+    Nchw,
+    Nhwc,
 }
 
 impl Default for EpConfig {
@@ -165,7 +174,7 @@ impl Default for EpConfig {
             freq_state_dir: None,
             log_plan: false,
             caller_affinity: true,
-            nhwc: false,
+            layout: Layout::Auto,
         }
     }
 }
@@ -200,10 +209,11 @@ impl EpConfig {
                 }
             }
             "layout" => {
-                self.nhwc = match v {
-                    "nhwc" => true,
-                    "nchw" => false,
-                    _ => return Err("expected nhwc or nchw".into()),
+                self.layout = match v {
+                    "auto" => Layout::Auto,
+                    "nhwc" => Layout::Nhwc,
+                    "nchw" => Layout::Nchw,
+                    _ => return Err("expected auto, nchw or nhwc".into()),
                 }
             }
             "freq_state_dir" => {
@@ -250,7 +260,7 @@ mod tests {
             ("steal", "0"),
             ("adapt", "0"),
             ("log_plan", "1"),
-            ("layout", "nhwc"),
+            ("layout", "auto"),
             ("smt", "0"),
             ("min_task_us", "10"),
             ("tasks_per_core", "2"),

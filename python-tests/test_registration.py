@@ -134,7 +134,7 @@ BAD_VALUES = {
 GOOD_VALUES = {"log_plan": ["0", "1"], "threads": ["1", "2"], "steal": ["0", "1"], "adapt": ["0", "1"],
                "schedule": ["asymo", "equal"], "cores": ["0", "all"], "freq": ["off", "max"], "mode": ["latency"],
                "topology": ["auto", "0:1024,1:512"], "smt": ["0", "1"], "freq_backend": ["none", "auto"],
-               "layout": ["nchw", "nhwc"]}
+               "layout": ["auto", "nchw", "nhwc"]}
 
 
 def test_declared_options_have_test_values():

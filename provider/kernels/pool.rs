@@ -12,6 +12,8 @@
 
 use std::ops::Range;
 
+use super::isa::selected_isa;
+
 /// Channels reduced together in one stack block (a multiple of every vector width we target).
 const LANES: usize = 64;
 
@@ -136,6 +138,8 @@ pub(crate) fn pool_nhwc(kind: PoolKind, g: &PoolGeometry, input: &[f32], pixels:
 
     let full_kernel: usize = g.kernel.iter().product();
     let mut taps: Vec<usize> = Vec::with_capacity(full_kernel);
+    // The reduction runs with the tier's vector width (this module itself is compiled for the baseline ISA).
+    let ks = selected_isa().kernels();
     for (p, out_px) in pixels.zip(out.chunks_exact_mut(c)) {
         let (t0, t1, t2) = (tables[0][p / (o1 * o2)], tables[1][p / o2 % o1], tables[2][p % o2]);
         taps.clear();
@@ -151,10 +155,12 @@ pub(crate) fn pool_nhwc(kind: PoolKind, g: &PoolGeometry, input: &[f32], pixels:
             out_px.fill(if kind == PoolKind::Max { f32::MIN } else { 0.0 });
             continue;
         }
+        let max = kind == PoolKind::Max;
+        // SAFETY: `input` and `out_px` are live slices of the lengths passed; every tap is a pixel of the image.
+        unsafe { (ks.pool_reduce)(input.as_ptr(), input.len(), c, &taps, out_px.as_mut_ptr(), max) };
         match kind {
-            PoolKind::Max => reduce_taps(input, c, &taps, out_px, max_nan),
+            PoolKind::Max => {}
             _ => {
-                reduce_taps(input, c, &taps, out_px, |a, x| a + x);
                 let divisor = match kind {
                     PoolKind::AvgExcludePad => taps.len(),
                     PoolKind::AvgIncludePad => full_kernel,
@@ -177,6 +183,22 @@ fn max_nan(a: f32, x: f32) -> f32 {
         a
     } else {
         x
+    }
+}
+
+/// [`super::arch::PoolReduceFn`]'s body: max or sum of the taps, per channel.
+///
+/// # Safety
+/// `input` is readable for `len` floats, `out` writable for `c` and not aliased; every tap `t` has
+/// `(t + 1) · c ≤ len`.
+#[inline(always)]
+pub(crate) unsafe fn reduce_body(input: *const f32, len: usize, c: usize, taps: &[usize], out: *mut f32, max: bool) {
+    // SAFETY: the caller's contract.
+    let (input, out) = unsafe { (std::slice::from_raw_parts(input, len), std::slice::from_raw_parts_mut(out, c)) };
+    if max {
+        reduce_taps(input, c, taps, out, max_nan)
+    } else {
+        reduce_taps(input, c, taps, out, |a, x| a + x)
     }
 }
 

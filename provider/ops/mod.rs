@@ -191,6 +191,13 @@ enum Op {
     Pool(pool::Pool),
 }
 
+/// Whether `node` is a Conv whose weights declare one input channel per group with group > 1 (depthwise).
+pub fn is_depthwise_conv(node: &NodeDesc) -> bool {
+    node.op_type == "Conv"
+        && node.attr_int("group", 1).is_ok_and(|g| g > 1)
+        && node.input(1).and_then(|w| w.shape.as_ref()).is_some_and(|s| s.get(1) == Some(&1))
+}
+
 /// The pooling ops we claim (only with the channels-last layout preferred: see `pool.rs`).
 pub fn is_pool(op_type: &str) -> bool {
     matches!(op_type, "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool")

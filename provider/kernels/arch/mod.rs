@@ -245,6 +245,13 @@ pub(crate) type DwNhwcFn = unsafe fn(
     y: *mut f32,
 );
 
+/// Pooling: `out[ch] = max` (or sum) over the taps of `input[t·c + ch]`, every channel `ch < c`.
+///
+/// # Safety
+/// `input` readable for `len` floats with `(t + 1)·c ≤ len` for every tap, `taps` non-empty, `out` writable for `c`.
+pub(crate) type PoolReduceFn =
+    unsafe fn(input: *const f32, len: usize, c: usize, taps: &[usize], out: *mut f32, max: bool);
+
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
     pub(crate) isa: Isa,
@@ -269,6 +276,7 @@ pub(crate) struct KernelSet {
     /// The direct 3×3 depthwise kernel, on tiers that have one (the others take the padded-plane path).
     pub(crate) dw3x3: Option<Dw3x3Fn>,
     pub(crate) dw_nhwc: DwNhwcFn,
+    pub(crate) pool_reduce: PoolReduceFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -356,6 +364,14 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn pool_reduce(
+            input: *const f32, len: usize, c: usize, taps: &[usize], out: *mut f32, max: bool,
+        ) {
+            // SAFETY: `PoolReduceFn`'s contract.
+            unsafe { crate::kernels::pool::reduce_body(input, len, c, taps, out, max) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn stride2(n: usize, src: *const f32, dst: *mut f32) {
             // SAFETY: `Stride2Fn`'s contract.
             for t in 0..n {
@@ -427,6 +443,7 @@ macro_rules! make_kernel_set {
             transpose: w::transpose,
             dw3x3: None,
             dw_nhwc: w::dw_nhwc,
+            pool_reduce: w::pool_reduce,
         }
     }};
 }
