@@ -226,10 +226,16 @@ fn driver(
         _ => None,
     };
     let fused = FusedPrefix::of(ops, true);
-    // A channels-last convolution's A is read in place by the masked-store kernel on every panel whose windows lie
-    // inside the input (row i + r one stride after row i: no im2col copy, no transpose); the other panels pack.
+    // A channels-last convolution with few channels per tap (a first layer) has its A read in place by the
+    // masked-store kernel on every panel whose windows lie inside the input (row i + r one stride after row i: no
+    // im2col copy of short runs); the other panels pack. With ≥ 16 channels packing is faster (measured on
+    // ResNet-50's 3×3 layers: 1.04–1.16×; first layers read in place 1.15–1.28×).
     let direct = match (a, ks.gemm_seg_arows) {
-        (AOperand::Im2colNhwc(x), Some(f)) if c.cs == 1 && map.pitch == map.width && map.base == 0 => Some((x, f)),
+        (AOperand::Im2colNhwc(x), Some(f))
+            if x.geometry.channels < 16 && c.cs == 1 && map.pitch == map.width && map.base == 0 =>
+        {
+            Some((x, f))
+        }
         _ => None,
     };
     let tile = tile.get(mr * nr).as_mut_ptr();

@@ -881,6 +881,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn gemm_work_reads_channels_last_shapes() {
+        let mut node = conv_node(vec![], &[64, 32, 3, 3]);
+        node.outputs = vec![value("Y", &[1, 64, 14, 12])];
+        let w = gemm_work(&node).unwrap();
+        assert_eq!((w.m, w.n, w.k), (64, 14 * 12, 32 * 9));
+        node.domain = super::NHWC_DOMAIN.into();
+        node.outputs = vec![value("Y", &[1, 14, 12, 64])];
+        let w = gemm_work(&node).unwrap();
+        assert_eq!((w.m, w.n, w.k), (64, 14 * 12, 32 * 9));
+    }
+
     fn plan_geometry(
         xs: [usize; 4],
         ws: [usize; 4],

@@ -315,9 +315,12 @@ pub fn gemm_work(node: &NodeDesc) -> Option<crate::asym::reuse::GemmWork> {
             let group = node.attr_int("group", 1).ok()?.max(1) as usize;
             let x = dims(0).unwrap_or_default();
             let batch = x.first().copied().unwrap_or(1);
+            // Channels-last (ORT's NHWC domain): the spatial dims sit between N and C.
+            let spatial =
+                |s: &[usize]| if node.domain == NHWC_DOMAIN { numel(&s[1..s.len() - 1]) } else { numel(&s[2..]) };
             let out_size = match out_dims() {
-                Some(y) if y.len() > 2 => numel(&y[2..]),
-                _ => x.get(2..).map(numel).unwrap_or(1),
+                Some(y) if y.len() > 2 => spatial(&y),
+                _ => x.get(2..).map(|_| spatial(&x)).unwrap_or(1),
             };
             let (m, k) = (w.first()? / group, numel(&w[1..]));
             Some(GemmWork { m, n: out_size, k, count: batch * group })
