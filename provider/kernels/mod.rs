@@ -274,6 +274,32 @@ impl FusedOp<'_> {
     }
 }
 
+/// `dst[j·ldd + i − rows.start] = src[i·lds + j]` for rows `i ∈ rows` of a source with `cols` columns, through
+/// the tier's in-register transposes (the layout moves between channels-first and channels-last; tasks own row
+/// ranges, so their destination columns interleave and `dst` is a raw pointer).
+///
+/// Panics if `src` is too short.
+///
+/// # Safety
+/// `dst + j·ldd + t` is writable for `j < cols`, `t < rows.len()`, and no other thread accesses those elements.
+pub unsafe fn transpose_rows(
+    src: &[f32],
+    lds: usize,
+    cols: usize,
+    rows: std::ops::Range<usize>,
+    dst: *mut f32,
+    ldd: usize,
+) {
+    if rows.is_empty() || cols == 0 {
+        return;
+    }
+    assert!(lds >= cols && src.len() >= (rows.end - 1) * lds + cols, "transpose source too short");
+    let ks = selected_isa().kernels();
+    // SAFETY: rows × cols of the source (row stride lds) are inside `src` (asserted); the destination elements are
+    // the caller's (contract), and they cannot overlap `src` (a shared borrow).
+    unsafe { (ks.transpose)(rows.len(), cols, src.as_ptr().add(rows.start * lds), lds, dst, ldd) }
+}
+
 /// Name of the kernel implementation in use (reported in the EP device metadata).
 pub fn isa_name() -> &'static str {
     selected_isa().name()

@@ -12,6 +12,7 @@ pub mod exec;
 mod gemm;
 mod matmul;
 mod pool;
+mod transpose;
 mod weights;
 
 use std::sync::Arc;
@@ -168,6 +169,7 @@ pub fn check_support(node: &NodeDesc) -> std::result::Result<(), String> {
         "Gemm" => gemm::check(node),
         "Conv" => conv::check(node),
         op if is_pool(op) => pool::check(node),
+        "Transpose" => transpose::check(node),
         other => Err(node.unsupported(format!("op type {other} is not claimed"))),
     }
 }
@@ -189,6 +191,7 @@ enum Op {
     Gemm(gemm::Gemm),
     Conv(conv::Conv),
     Pool(pool::Pool),
+    Transpose(transpose::Transpose),
 }
 
 /// Whether `node` is a Conv whose weights declare one input channel per group with group > 1 (depthwise).
@@ -196,6 +199,11 @@ pub fn is_depthwise_conv(node: &NodeDesc) -> bool {
     node.op_type == "Conv"
         && node.attr_int("group", 1).is_ok_and(|g| g > 1)
         && node.input(1).and_then(|w| w.shape.as_ref()).is_some_and(|s| s.get(1) == Some(&1))
+}
+
+/// Ops claimed alone (no fused epilogue): pooling and the layout-moving Transposes of channels-last models.
+pub fn is_standalone(op_type: &str) -> bool {
+    is_pool(op_type) || op_type == "Transpose"
 }
 
 /// The pooling ops we claim (only with the channels-last layout preferred: see `pool.rs`).
@@ -231,6 +239,12 @@ impl OpPlan {
                 }
                 Op::Pool(pool::Pool::build(node)?)
             }
+            "Transpose" => {
+                if !chain.is_empty() {
+                    return Err(Error::invalid_argument(format!("Transpose '{}' takes no fused epilogue", node.name)));
+                }
+                Op::Transpose(transpose::Transpose::build(node)?)
+            }
             _ => unreachable!("check_support accepted only claimed ops"),
         };
         // Residual inputs of the epilogue are appended after the op's full input list, so an omitted trailing
@@ -238,7 +252,7 @@ impl OpPlan {
         let arity = match &op {
             Op::MatMul(_) => 2,
             Op::Gemm(_) | Op::Conv(_) => 3,
-            Op::Pool(_) => 1,
+            Op::Pool(_) | Op::Transpose(_) => 1,
         };
         let mut slots = node.inputs.clone();
         slots.resize(arity.max(slots.len()), None);
@@ -262,6 +276,7 @@ impl OpPlan {
             Op::Gemm(op) => op.run(inputs, post, out, exec),
             Op::Conv(op) => op.run(inputs, post, out, exec),
             Op::Pool(op) => op.run(inputs, out, exec),
+            Op::Transpose(op) => op.run(inputs, out, exec),
         };
         r.map_err(|e| e.context(format!("node '{}'", self.node_name)))
     }
@@ -273,6 +288,7 @@ impl OpPlan {
             Op::Gemm(op) => op.describe(),
             Op::Conv(op) => op.describe(),
             Op::Pool(op) => op.describe(),
+            Op::Transpose(op) => op.describe(),
         };
         if self.fused.is_empty() {
             format!("{}: {what}", self.node_name)

@@ -18,7 +18,7 @@ use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::ops::{check_support, epilogue, gemm_work, is_pool, OpPlan, SharedWeights};
+use crate::ops::{check_support, epilogue, gemm_work, is_standalone, OpPlan, SharedWeights};
 use crate::options::{EpConfig, Layout};
 use crate::runtime::Shared;
 
@@ -133,14 +133,15 @@ impl Ep {
                     continue;
                 }
                 let desc = describe_node(self.api, node, false)?;
-                // Pooling is computed channels-last only: claimed when ORT will convert it (NHWC preferred).
-                if is_pool(&desc.op_type) && !self.nhwc.load(Ordering::Relaxed) {
+                // Pooling is computed channels-last only: claimed when ORT will convert it (NHWC preferred); the
+                // layout-moving Transposes ORT then inserts are ours too (multi-threaded).
+                if is_standalone(&desc.op_type) && !self.nhwc.load(Ordering::Relaxed) {
                     continue;
                 }
                 match check_support(&desc) {
                     Ok(()) => {
                         let chain =
-                            if is_pool(&desc.op_type) { vec![node] } else { self.epilogue_chain(node, &taken)? };
+                            if is_standalone(&desc.op_type) { vec![node] } else { self.epilogue_chain(node, &taken)? };
                         for n in &chain {
                             taken.insert(self.api.node_id(*n)?);
                         }
@@ -269,7 +270,7 @@ impl Ep {
                 .collect::<Result<Vec<_>>>()?;
             let main_index = descs
                 .iter()
-                .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv") || is_pool(&d.op_type))
+                .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv") || is_standalone(&d.op_type))
                 .ok_or_else(|| Error::fail(format!("fused node '{fused_name}' holds no MatMul, Gemm, Conv or pool")))?;
             if main_index != 0 {
                 return Err(Error::fail(format!("fused node '{fused_name}': the chain does not start at its GEMM")));
