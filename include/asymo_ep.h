@@ -36,7 +36,7 @@
 #define ASYMO_EP_OPTION_MIN_TASK_US "min_task_us"       /* tuning: smallest predicted task, microseconds */
 #define ASYMO_EP_OPTION_TASKS_PER_CORE "tasks_per_core" /* tuning: most tasks per core in a plan */
 #define ASYMO_EP_OPTION_SPIN_US "spin_us"               /* tuning: idle spin before parking, microseconds */
-#define ASYMO_EP_OPTION_LAYOUT "layout"                 /* "auto" | "nchw" | "nhwc": data layout asked of ORT (nhwc: channels-last convolutions and pools) */
+#define ASYMO_EP_OPTION_LAYOUT "layout"                 /* "nchw" | "nhwc": data layout asked of ORT (nhwc: channels-last convolutions and pools) */
 #define ASYMO_EP_OPTION_CALLER_AFFINITY "caller_affinity" /* "1" | "0": keep ORT's calling thread on the fastest cores during Run */
 #define ASYMO_EP_OPTION_MODE "mode"                     /* "latency" | "energy" */
 #define ASYMO_EP_OPTION_FREQ "freq"                     /* "off" | "auto" | "max" | frequency in kHz */

@@ -106,9 +106,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         key: "layout",
-        accepted: "auto, nchw, nhwc",
-        default: "auto",
-        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last and drop the transposes between them (ORT inserts them where channels-last values meet channels-first ones); auto picks nhwc for models with depthwise convolutions, where it was measured faster (BENCHMARKS.md)",
+        accepted: "nchw, nhwc",
+        default: "nchw",
+        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last (and claims the Transposes it inserts where channels-last values meet channels-first ones); measured 2-11% slower than nchw on the benchmark models today (BENCHMARKS.md)",
     },
     OptionSpec {
         key: "mode",
@@ -159,8 +159,6 @@ pub struct EpConfig {
 /// The `layout` option.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// Channels-last for models with a depthwise convolution (decided at GetCapability), else channels-first.
-    Auto,
     Nchw,
     Nhwc,
 }
@@ -174,7 +172,7 @@ impl Default for EpConfig {
             freq_state_dir: None,
             log_plan: false,
             caller_affinity: true,
-            layout: Layout::Auto,
+            layout: Layout::Nchw,
         }
     }
 }
@@ -210,10 +208,9 @@ impl EpConfig {
             }
             "layout" => {
                 self.layout = match v {
-                    "auto" => Layout::Auto,
                     "nhwc" => Layout::Nhwc,
                     "nchw" => Layout::Nchw,
-                    _ => return Err("expected auto, nchw or nhwc".into()),
+                    _ => return Err("expected nchw or nhwc".into()),
                 }
             }
             "freq_state_dir" => {
@@ -260,7 +257,7 @@ mod tests {
             ("steal", "0"),
             ("adapt", "0"),
             ("log_plan", "1"),
-            ("layout", "auto"),
+            ("layout", "nhwc"),
             ("smt", "0"),
             ("min_task_us", "10"),
             ("tasks_per_core", "2"),

@@ -30,7 +30,7 @@ REGISTRATION_NAME = "asymo"
 OPTION_PREFIX = "ep.asymoexecutionprovider."
 HEAVY_OPS = ("MatMul", "Gemm", "Conv")
 # Op types besides HEAVY_OPS that our EP may legitimately claim: fused epilogues, and pooling and layout-moving
-# Transposes in channels-last models (layout auto / nhwc). Everything else must stay on the CPU EP.
+# Transposes in channels-last models (layout=nhwc). Everything else must stay on the CPU EP.
 EP_EXTRA_OPS: frozenset = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Mul",
                                      "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Transpose"})
 

@@ -65,8 +65,9 @@ def test_pool_channels_last(asymo, op, attrs, shape, opset, relu):
         assert op in ours and "Conv" in ours, result.assignment
 
 
-def test_auto_layout_is_channels_last_with_depthwise(asymo):
-    """layout=auto (the default) picks channels-last for a model with a depthwise convolution: the pool is ours."""
+def test_boundary_transposes_are_ours_with_channels_last(asymo):
+    """With layout=nhwc the Transposes ORT inserts at the channels-last boundary run on our EP; the default
+    (nchw) leaves pools to the CPU EP and inserts none."""
     rng = np.random.default_rng(5)
     c = 16
     w = helper.make_tensor("w", TensorProto.FLOAT, [c, 1, 3, 3], rng.standard_normal(c * 9).astype(np.float32))
@@ -77,19 +78,17 @@ def test_auto_layout_is_channels_last_with_depthwise(asymo):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     x = rng.standard_normal((1, c, 10, 10)).astype(np.float32)
-    result = harness.compare(m, {"x": x})
+    result = harness.compare(m, {"x": x}, options=NHWC)
     if not harness.cpu_only():
-        assert "MaxPool" in [t for _, t in result.assignment.get(harness.EP_NAME, [])], result.assignment
-        # The Transposes ORT inserts at the channels-last boundary run on our EP too.
-        assert "Transpose" in [t for _, t in result.assignment.get(harness.EP_NAME, [])], result.assignment
-    result = harness.compare(m, {"x": x}, options={"layout": "nchw"})
+        ours = [t for _, t in result.assignment.get(harness.EP_NAME, [])]
+        assert "MaxPool" in ours and "Transpose" in ours, result.assignment
+    result = harness.compare(m, {"x": x})
     if not harness.cpu_only():
         assert "MaxPool" not in [t for _, t in result.assignment.get(harness.EP_NAME, [])], result.assignment
 
 
 def test_pools_stay_on_cpu_with_channels_first(asymo):
-    """Pooling is only claimed when ORT converts it; auto keeps a model without depthwise convolutions
-    channels-first and leaves its pools to the CPU EP."""
+    """Pooling is only claimed when ORT converts it (layout=nhwc); the default leaves it to the CPU EP."""
     op, attrs, shape, opset = POOLS[0]
     model = pool_model(op, attrs, shape, opset)
     x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)

@@ -129,12 +129,12 @@ BAD_VALUES = {
     "freq_backend": ["magic"],
     "freq_state_dir": ["/proc/version"],
     "caller_affinity": ["yes", "2"],
-    "layout": ["NHWC4", "channels_last"],
+    "layout": ["NHWC4", "auto"],
 }
 GOOD_VALUES = {"log_plan": ["0", "1"], "threads": ["1", "2"], "steal": ["0", "1"], "adapt": ["0", "1"],
                "schedule": ["asymo", "equal"], "cores": ["0", "all"], "freq": ["off", "max"], "mode": ["latency"],
                "topology": ["auto", "0:1024,1:512"], "smt": ["0", "1"], "freq_backend": ["none", "auto"],
-               "layout": ["auto", "nchw", "nhwc"]}
+               "layout": ["nchw", "nhwc"]}
 
 
 def test_declared_options_have_test_values():

@@ -194,13 +194,6 @@ enum Op {
     Transpose(transpose::Transpose),
 }
 
-/// Whether `node` is a Conv whose weights declare one input channel per group with group > 1 (depthwise).
-pub fn is_depthwise_conv(node: &NodeDesc) -> bool {
-    node.op_type == "Conv"
-        && node.attr_int("group", 1).is_ok_and(|g| g > 1)
-        && node.input(1).and_then(|w| w.shape.as_ref()).is_some_and(|s| s.get(1) == Some(&1))
-}
-
 /// Ops claimed alone (no fused epilogue): pooling and the layout-moving Transposes of channels-last models.
 pub fn is_standalone(op_type: &str) -> bool {
     is_pool(op_type) || op_type == "Transpose"

@@ -2,7 +2,6 @@
 
 use core::ffi::{c_char, c_int};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -35,9 +34,6 @@ pub(crate) struct Ep {
     reuse: Mutex<ReuseAccumulator>,
     /// What the governor does at each run, set at Compile.
     freq_plan: RwLock<RunPlan>,
-    /// Whether we ask ORT for channels-last: fixed by the `layout` option, or (auto) decided by GetCapability on the
-    /// model's channels-first graph, which ORT partitions before it asks for the layout to convert to.
-    nhwc: AtomicBool,
 }
 
 // SAFETY: the logger pointer is only passed back to ORT's thread-safe logging API; all other fields are Sync/Send.
@@ -49,7 +45,6 @@ impl Ep {
     pub(crate) fn new(api: &'static Api, entries: &[(String, String)], logger: *const OrtLogger) -> Result<Box<Self>> {
         let config = EpConfig::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let shared = Shared::acquire(&config)?;
-        let nhwc = config.layout == Layout::Nhwc;
         Ok(Box::new(Ep {
             table: OrtEp {
                 ort_version_supported: ORT_VERSION_SUPPORTED,
@@ -85,7 +80,6 @@ impl Ep {
             shared,
             reuse: Mutex::new(ReuseAccumulator::default()),
             freq_plan: RwLock::new(RunPlan::inert("no compiled nodes")),
-            nhwc: AtomicBool::new(nhwc),
         }))
     }
 
@@ -110,19 +104,6 @@ impl Ep {
     unsafe fn get_capability(&self, graph: *const OrtGraph, support: *mut OrtEpGraphSupportInfo) -> Result<()> {
         // SAFETY: graph is live (caller contract).
         let nodes = unsafe { self.api.graph_nodes(graph) }?;
-        if self.config.layout == Layout::Auto {
-            // Channels-last pays where depthwise convolutions are (measured: BENCHMARKS.md); decided on the first,
-            // channels-first partitioning of the graph, before ORT asks which layout to convert to.
-            let mut depthwise = false;
-            for &node in &nodes {
-                // SAFETY: node belongs to the live graph.
-                let desc = unsafe { describe_node(self.api, node, false) }?;
-                depthwise |= desc.domain.is_empty() && crate::ops::is_depthwise_conv(&desc);
-            }
-            if depthwise {
-                self.nhwc.store(true, Ordering::Relaxed);
-            }
-        }
         let options =
             OrtNodeFusionOptions { ort_version_supported: ORT_VERSION_SUPPORTED, drop_constant_initializers: true };
         let mut taken: HashSet<usize> = HashSet::new();
@@ -135,7 +116,7 @@ impl Ep {
                 let desc = describe_node(self.api, node, false)?;
                 // Pooling is computed channels-last only: claimed when ORT will convert it (NHWC preferred); the
                 // layout-moving Transposes ORT then inserts are ours too (multi-threaded).
-                if is_standalone(&desc.op_type) && !self.nhwc.load(Ordering::Relaxed) {
+                if is_standalone(&desc.op_type) && self.config.layout != Layout::Nhwc {
                     continue;
                 }
                 match check_support(&desc) {
@@ -394,7 +375,7 @@ unsafe extern "system" fn release_node_compute_infos(
 unsafe extern "system" fn get_preferred_data_layout(this: *mut OrtEp, layout: *mut OrtEpDataLayout) -> StatusPtr {
     status_of("GetPreferredDataLayout", || {
         // SAFETY: `this` is our EP.
-        let nhwc = unsafe { Ep::from_ptr(this) }.nhwc.load(Ordering::Relaxed);
+        let nhwc = unsafe { Ep::from_ptr(this) }.config.layout == Layout::Nhwc;
         let preferred = if nhwc { ORT_EP_DATA_LAYOUT_NHWC } else { ORT_EP_DATA_LAYOUT_NCHW };
         // SAFETY: ORT's out-pointer.
         unsafe { write_out(layout, preferred, "GetPreferredDataLayout") }
