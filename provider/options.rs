@@ -83,7 +83,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "min_task_us",
         accepted: "a positive number of microseconds",
-        default: "25",
+        default: "15",
         doc: "tuning: smallest predicted task; smaller problems use fewer tasks and cores",
     },
     OptionSpec {

@@ -73,7 +73,8 @@ pub struct PartitionConfig {
     pub min_task_secs: f64,
     /// Most tasks per core (more = better balance and stealing, more overhead).
     pub tasks_per_core: usize,
-    /// A problem predicted faster than this on the fastest core is one task.
+    /// A problem predicted faster than this on the fastest core is one task (20 µs: a 40 µs depthwise layer split
+    /// in two runs in ~25 µs on two cores, measured; below that the hand-off costs more than it saves).
     pub serial_below_secs: f64,
     /// Smallest K for a K split.
     pub k_split_min: usize,
@@ -85,9 +86,9 @@ impl Default for PartitionConfig {
     fn default() -> Self {
         PartitionConfig {
             schedule: Schedule::Asymo,
-            min_task_secs: 25e-6,
+            min_task_secs: 15e-6,
             tasks_per_core: 4,
-            serial_below_secs: 40e-6,
+            serial_below_secs: 20e-6,
             k_split_min: 1024,
             log_plan: false,
         }
@@ -661,7 +662,10 @@ mod tests {
         let p = GemmProblem::new(KernelKind::Gemm, 1, 64, 256, 64).tile(4, 8); // 2 Mflop ≈ 100 µs at 20 GFLOP/s
         let cfg = PartitionConfig::default();
         let plan = make_plan(&topo, &cost, &cfg, &[1.0; 8], 0, &p);
-        assert!(plan.tasks.len() > 1 && plan.tasks.len() <= 4, "{}", plan.describe());
+        // No more tasks than the work holds minimum-size tasks.
+        let work: f64 = plan.tasks.iter().map(|t| t.cost).sum();
+        assert!(plan.tasks.len() > 1, "{}", plan.describe());
+        assert!(plan.tasks.len() as f64 <= work / cfg.min_task_secs + 1.0, "{}", plan.describe());
         for t in &plan.tasks {
             assert!(t.cost >= cfg.min_task_secs * 0.5, "{}", plan.describe());
         }
