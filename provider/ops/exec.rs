@@ -80,6 +80,27 @@ impl DwNhwcJob<'_> {
     }
 }
 
+/// An output buffer shared by the tasks of one `split_rows` run, each of which writes only its own (image, rows)
+/// elements through raw pointers (their runs may interleave, so no task may hold a `&mut` slice of another's).
+#[derive(Clone, Copy)]
+pub(super) struct SharedOut(*mut f32);
+
+impl SharedOut {
+    pub(super) fn new(y: &mut [f32]) -> Self {
+        SharedOut(y.as_mut_ptr())
+    }
+
+    pub(super) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: a SharedOut only carries the address of a buffer the op borrows mutably for the whole split_rows call;
+// the tasks it is shared with write disjoint elements of it (split_rows hands each (image, rows) out once).
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
 /// Runs batches of jobs to completion. Called concurrently from several Run calls.
 pub trait Executor: Sync {
     fn run(&self, jobs: &[GemmJob<'_>]) -> Result<()>;

@@ -27,7 +27,7 @@
 
 use crate::kernels::pool::{global_pool_nhwc, pool_nhwc, PoolGeometry, PoolKind};
 
-use super::exec::Executor;
+use super::exec::{Executor, SharedOut};
 use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, TensorView, NHWC_DOMAIN};
 
 /// The op, named after its ONNX op type.
@@ -353,7 +353,7 @@ impl Pool {
         let c = g.channels;
         let (in_image, out_image) = (g.in_pixels() * c, g.out_pixels() * c);
         let batch = x.shape[0];
-        let y_ptr = SharedOut(y.as_mut_ptr());
+        let y_ptr = SharedOut::new(y);
         let global = matches!(self.kind, Kind::GlobalMaxPool | Kind::GlobalAveragePool);
         // Global pools split channels (one output pixel), windowed ones output pixels.
         let (rows, cols, taps) = if global { (c, 1, g.in_pixels()) } else { (g.out_pixels(), c, g.kernel_taps()) };
@@ -377,21 +377,6 @@ impl Pool {
         exec.split_rows(batch, rows, cols, taps, &body)
     }
 }
-
-/// The output pointer shared by the tasks of one pooling run (each writes its own rows).
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-// SAFETY: only used to form disjoint row slices of one output buffer while it is borrowed (see `run_nhwc`).
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
 
 /// An output buffer for the channels-first fallback.
 struct TmpOut(Vec<usize>, Vec<f32>);

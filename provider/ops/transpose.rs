@@ -3,7 +3,7 @@
 //! Each image is one `C × P` ↔ `P × C` matrix transpose through the tier's in-register blocks, split over the pool
 //! (ORT's own Transpose runs on one thread in our sessions). Other permutations are left to the CPU EP.
 
-use super::exec::Executor;
+use super::exec::{Executor, SharedOut};
 use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, TensorView};
 
 /// Which layout move a permutation is.
@@ -100,7 +100,7 @@ impl Transpose {
             return Ok(());
         }
         let image = rows * cols;
-        let y_ptr = SharedOut(y.as_mut_ptr());
+        let y_ptr = SharedOut::new(y);
         let body = |n: usize, rr: std::ops::Range<usize>| {
             let src = &x.data[n * image..(n + 1) * image];
             // SAFETY: source rows rr are destination columns rr of image n: split_rows hands each (image, row
@@ -112,21 +112,6 @@ impl Transpose {
         exec.split_rows(s[0], rows, cols, 1, &body)
     }
 }
-
-/// The output pointer shared by the tasks of one run.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-// SAFETY: only used to form the per-task destination runs of one output buffer while it is borrowed (see `run`).
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
 
 #[cfg(test)]
 mod tests {
