@@ -58,6 +58,12 @@ pub(crate) fn depthwise_nhwc_on(
     let c_out = c_in * job.multiplier;
     let taps: usize = g.kernel.iter().product();
     assert!((1..=8).contains(&nd), "depthwise supports 1 to 8 spatial dimensions");
+    assert!(
+        [g.in_spatial.len(), g.out_spatial.len(), g.strides.len(), g.dilations.len(), g.pads_begin.len()]
+            .iter()
+            .all(|&l| l == nd),
+        "depthwise geometry ranks"
+    );
     assert!(job.multiplier >= 1, "multiplier ≥ 1");
     assert!(job.input.len() >= g.in_size(), "depthwise input too short");
     assert!(job.weights_t.len() >= taps * c_out, "depthwise weights too short");

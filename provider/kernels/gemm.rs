@@ -230,8 +230,9 @@ fn driver(
     // masked-store kernel on every panel whose windows lie inside the input (row i + r one stride after row i: no
     // im2col copy of short runs); the other panels pack. With ≥ 16 channels packing is faster (measured on
     // ResNet-50's 3×3 layers: 1.04–1.16×; first layers read in place 1.15–1.28×).
-    let direct = match (a, ks.gemm_seg_arows) {
-        (AOperand::Im2colNhwc(x), Some(f))
+    // (B a packed or viewed operand: an in-place B would take the tile path, which reads A from the packed panel.)
+    let direct = match (a, ks.gemm_seg_arows, &b) {
+        (AOperand::Im2colNhwc(x), Some(f), BSrc::Op(_))
             if x.geometry.channels < 16 && c.cs == 1 && map.pitch == map.width && map.base == 0 =>
         {
             Some((x, f))

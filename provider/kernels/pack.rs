@@ -239,7 +239,14 @@ impl Im2colNhwc<'_> {
     pub(crate) fn check(&self) {
         let g = self.geometry;
         let pixels: usize = g.in_spatial.iter().product();
-        assert!(g.kernel.len() <= 8 && g.kernel.len() == g.in_spatial.len(), "NHWC im2col rank");
+        let nd = g.kernel.len();
+        assert!(
+            (1..=8).contains(&nd)
+                && [g.in_spatial.len(), g.out_spatial.len(), g.strides.len(), g.dilations.len(), g.pads_begin.len()]
+                    .iter()
+                    .all(|&l| l == nd),
+            "NHWC im2col geometry ranks"
+        );
         assert!(pixels == 0 || self.c_off + g.channels <= self.c_stride, "NHWC im2col channel slice");
         assert!(self.input.len() >= pixels * self.c_stride, "NHWC im2col input too short");
     }

@@ -352,7 +352,7 @@ impl Conv {
             // Channels-last X: the same convolution over [N, C, spatial…]; Y's channels moved back last.
             let mut xc = vec![x[0], x[x.len() - 1]];
             xc.extend_from_slice(&x[1..x.len() - 1]);
-            let mut s = self.shape_nchw(&xc, w)?;
+            let mut s = self.shape_nchw(&xc, w).map_err(|e| e.context(format!("channels-last X {}", fmt_shape(x))))?;
             let m = s.out_shape.remove(1);
             s.out_shape.push(m);
             return Ok(s);

@@ -160,6 +160,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     if node.inputs.len() != 1 || node.input(0).is_none() {
         return Err(node.unsupported("expects exactly one input X"));
     }
+    if node.input(0).is_some_and(|x| x.is_constant) {
+        // Constant inputs are dropped from the fused node (ORT folds such pools anyway).
+        return Err(node.unsupported("a constant input is left to the CPU EP"));
+    }
     if node.outputs.first().and_then(|o| o.as_ref()).is_none() {
         return Err(node.unsupported("output Y is missing"));
     }
@@ -932,6 +936,10 @@ mod tests {
         let mut with_indices = node("MaxPool", 12, NHWC_DOMAIN, vec![k(&[2])], 3);
         with_indices.outputs.push(value("I", &[]));
         refused(&with_indices, "Indices");
+        let mut constant_x = node("MaxPool", 12, NHWC_DOMAIN, vec![k(&[2])], 3);
+        constant_x.inputs[0] =
+            super::super::test_util::constant("X", super::super::Tensor { shape: vec![1, 1, 2], data: vec![1.0, 2.0] });
+        refused(&constant_x, "constant");
         // An omitted optional Indices output is fine.
         let mut omitted = node("MaxPool", 12, NHWC_DOMAIN, vec![k(&[2])], 3);
         omitted.outputs.push(None);

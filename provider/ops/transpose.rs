@@ -33,6 +33,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     if node.inputs.len() != 1 || node.input(0).is_none() {
         return Err(node.unsupported("expects exactly one input"));
     }
+    if node.input(0).is_some_and(|x| x.is_constant) {
+        // Constant inputs are dropped from the fused node (ORT folds such transposes anyway).
+        return Err(node.unsupported("a constant input is left to the CPU EP"));
+    }
     let perm = node.attr_ints("perm").map_err(|e| e.message)?;
     let Some(perm) = perm else { return Err(node.unsupported("without perm (a full reversal) is not claimed")) };
     if classify(&perm).is_none() {
@@ -115,7 +119,7 @@ impl Transpose {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{value, Lcg, VecOut};
+    use super::super::test_util::{constant, value, Lcg, VecOut};
     use super::super::{AttrValue, SerialExecutor};
     use super::*;
 
@@ -174,6 +178,10 @@ mod tests {
         for perm in [vec![0, 1, 3, 2], vec![1, 0, 2, 3], vec![0, 3, 2, 1], vec![1, 0]] {
             assert!(check(&node(&perm, perm.len())).is_err(), "{perm:?}");
         }
+        // A constant input would be dropped from the fused node: left to the CPU EP.
+        let mut constant_x = node(&[0, 2, 3, 1], 4);
+        constant_x.inputs[0] = constant("X", super::super::Tensor { shape: vec![1, 2, 1, 1], data: vec![1.0, 2.0] });
+        assert!(check(&constant_x).unwrap_err().contains("constant"));
         let mut no_perm = node(&[0, 2, 3, 1], 4);
         no_perm.attrs.clear();
         assert!(check(&no_perm).is_err());
