@@ -146,6 +146,36 @@ unsafe fn avx512_dw3x3(
         };
         let mut oy = 0;
         while oy < g.ho {
+            if one_step && s == 1 && oy + 3 < g.ho && interior(oy) && interior(oy + 3) {
+                // Four interior rows of a narrow stride-1 plane: the three column masks held in mask registers,
+                // 12 independent accumulators, each input row loaded once per kernel column for the rows it feeds.
+                let (k0, k1, k2) = (m0[0], m0[1], m0[2]);
+                let base = x.add((oy - g.pt) * g.w).wrapping_offset(-pl);
+                let mut a = [[init, zero, zero]; 4];
+                // Input rows oy − pt … oy − pt + 5 feed output rows oy … oy + 3 (row r through kernel row r − j).
+                for r in 0..6 {
+                    let rp = base.add(r * g.w);
+                    let v = [
+                        _mm512_maskz_loadu_ps(k0, rp),
+                        _mm512_maskz_loadu_ps(k1, rp.wrapping_add(1)),
+                        _mm512_maskz_loadu_ps(k2, rp.wrapping_add(2)),
+                    ];
+                    for (j, acc) in a.iter_mut().enumerate() {
+                        if r >= j && r - j < 3 {
+                            let ky = r - j;
+                            for (kx, &vk) in v.iter().enumerate() {
+                                acc[ky] = _mm512_fmadd_ps(vk, kv[ky * 3 + kx], acc[ky]);
+                            }
+                        }
+                    }
+                }
+                let nm = ((1u32 << g.wo) - 1) as u16;
+                for (j, acc) in a.iter().enumerate() {
+                    _mm512_mask_storeu_ps(y.add((oy + j) * g.wo), nm, finish!(acc[0], acc[1], acc[2]));
+                }
+                oy += 4;
+                continue;
+            }
             if one_step && oy + 1 < g.ho && interior(oy) && interior(oy + 1) {
                 let r0 = x.add((oy * g.s - g.pt) * g.w);
                 let r1 = x.add(((oy + 1) * g.s - g.pt) * g.w);
