@@ -344,7 +344,9 @@ class EnergyMeter:
 
 
 def _die_with_parent() -> None:
-    """In a child: get SIGKILL when the parent dies (Linux PR_SET_PDEATHSIG), so nothing outlives the tool."""
+    """In a child: get SIGKILL when the parent dies (Linux PR_SET_PDEATHSIG), so nothing outlives the tool; and
+    take SIGINT / SIGTERM again (the parent holds them while it starts the child, and the mask is inherited)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
@@ -370,8 +372,15 @@ class Interference:
             "    rest = period - (time.perf_counter() - t0)\n"
             "    if rest > 0: time.sleep(rest)\n"
         )
-        self.proc = subprocess.Popen([sys.executable, "-c", code], preexec_fn=_die_with_parent)
-        _CHILDREN.append(self.proc)
+        # SIGINT / SIGTERM are held while the child starts: delivered inside Popen (the child already runs its busy
+        # loop, so it is visible, but Popen has not returned), they would leave it unknown to stop().
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", code], preexec_fn=_die_with_parent)
+            _CHILDREN.append(self.proc)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
     def stop(self) -> None:
         stop_process(self.proc)
