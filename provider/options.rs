@@ -108,7 +108,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         key: "layout",
         accepted: "nchw, nhwc",
         default: "nchw",
-        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last (and claims the Transposes it inserts where channels-last values meet channels-first ones); measured 2-11% slower than nchw on the benchmark models today (BENCHMARKS.md)",
+        doc: "data layout the EP asks ORT for: nchw keeps ONNX's layout; nhwc lets ORT move our convolutions and pools to channels-last (and claims the Transposes it inserts where channels-last values meet channels-first ones); measured as fast as nchw (MobileNetV1) to 11% slower (SqueezeNet) on the benchmark models today (BENCHMARKS.md)",
     },
     OptionSpec {
         key: "mode",

@@ -99,15 +99,7 @@ pub(crate) fn depthwise_on(
     scratch: &mut Scratch,
 ) {
     let g = geometry;
-    let nd = g.kernel.len();
-    assert!((1..=8).contains(&nd), "depthwise supports 1 to 8 spatial dimensions");
-    assert!(
-        [g.in_spatial.len(), g.out_spatial.len(), g.strides.len(), g.dilations.len(), g.pads_begin.len()]
-            .iter()
-            .all(|&l| l == nd),
-        "depthwise geometry ranks"
-    );
-    assert!(g.strides.iter().all(|&s| s >= 1) && g.dilations.iter().all(|&d| d >= 1), "strides and dilations ≥ 1");
+    let nd = g.checked_rank("depthwise");
     assert!(multiplier >= 1, "multiplier ≥ 1");
     let c_out = g.channels * multiplier;
     let taps: usize = g.kernel.iter().product();

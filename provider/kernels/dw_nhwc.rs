@@ -53,17 +53,10 @@ pub(crate) fn depthwise_nhwc_on(
     scratch: &mut Scratch,
 ) {
     let g = job.geometry;
-    let nd = g.kernel.len();
+    let nd = g.checked_rank("channels-last depthwise");
     let c_in = g.channels;
     let c_out = c_in * job.multiplier;
     let taps: usize = g.kernel.iter().product();
-    assert!((1..=8).contains(&nd), "depthwise supports 1 to 8 spatial dimensions");
-    assert!(
-        [g.in_spatial.len(), g.out_spatial.len(), g.strides.len(), g.dilations.len(), g.pads_begin.len()]
-            .iter()
-            .all(|&l| l == nd),
-        "depthwise geometry ranks"
-    );
     assert!(job.multiplier >= 1, "multiplier ≥ 1");
     assert!(job.input.len() >= g.in_size(), "depthwise input too short");
     assert!(job.weights_t.len() >= taps * c_out, "depthwise weights too short");
@@ -211,41 +204,59 @@ pub(crate) unsafe fn run_body<const F: bool>(
     clamp: Option<(f32, f32)>,
     y: *mut f32,
 ) {
+    let r = Run { offs, x, wt, ldw, bias, n, px_step, ldy, clamp, y };
     // Four pixels × 16 channels at a time: independent FMA chains (one chain would wait on each FMA's latency),
     // each tap's weights loaded once for the four.
     let mut p = 0;
     while p + 4 <= px {
-        let mut c = 0;
-        while c + 16 <= n {
-            // SAFETY: pixels p .. p+4 and channels c .. c+16 are inside the run (forwarded contract).
-            unsafe { block::<4, 16, F>(offs, x, wt, ldw, bias, c, p, px_step, ldy, clamp, y) };
-            c += 16;
-        }
-        while c < n {
-            // SAFETY: as above for channel c.
-            unsafe { block::<4, 1, F>(offs, x, wt, ldw, bias, c, p, px_step, ldy, clamp, y) };
-            c += 1;
-        }
+        // SAFETY: pixels p .. p+4 are inside the run (forwarded contract).
+        unsafe { pixels::<4, F>(&r, p) };
         p += 4;
     }
     while p < px {
-        let mut c = 0;
-        while c + 64 <= n {
-            // SAFETY: pixel p and channels c .. c+64 are inside the run.
-            unsafe { block::<1, 64, F>(offs, x, wt, ldw, bias, c, p, px_step, ldy, clamp, y) };
-            c += 64;
+        // SAFETY: as above for pixel p.
+        unsafe { pixels::<1, F>(&r, p) };
+        p += 1;
+    }
+}
+
+/// The arguments of one [`run_body`] call.
+struct Run<'a> {
+    offs: &'a [usize],
+    x: *const f32,
+    wt: *const f32,
+    ldw: usize,
+    bias: *const f32,
+    n: usize,
+    px_step: usize,
+    ldy: usize,
+    clamp: Option<(f32, f32)>,
+    y: *mut f32,
+}
+
+/// All channels of pixels `p0 .. p0+P`: 64 (a single pixel) or 16 at a time, then one by one.
+///
+/// # Safety
+/// As [`run_body`], with `p0 + P ≤ px`.
+#[inline(always)]
+unsafe fn pixels<const P: usize, const F: bool>(r: &Run<'_>, p0: usize) {
+    let mut c = 0;
+    // SAFETY (each call): channels c .. c+W lie inside the run's n (the loop bounds), pixels as the caller's.
+    unsafe {
+        if P == 1 {
+            while c + 64 <= r.n {
+                block::<1, 64, F>(r, c, p0);
+                c += 64;
+            }
         }
-        while c + 16 <= n {
-            // SAFETY: as above.
-            unsafe { block::<1, 16, F>(offs, x, wt, ldw, bias, c, p, px_step, ldy, clamp, y) };
+        while c + 16 <= r.n {
+            block::<P, 16, F>(r, c, p0);
             c += 16;
         }
-        while c < n {
-            // SAFETY: as above.
-            unsafe { block::<1, 1, F>(offs, x, wt, ldw, bias, c, p, px_step, ldy, clamp, y) };
+        while c < r.n {
+            block::<P, 1, F>(r, c, p0);
             c += 1;
         }
-        p += 1;
     }
 }
 
@@ -254,20 +265,8 @@ pub(crate) unsafe fn run_body<const F: bool>(
 /// # Safety
 /// As [`run_body`], with `p0 + P ≤ px` and `c + W ≤ n`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block<const P: usize, const W: usize, const F: bool>(
-    offs: &[usize],
-    x: *const f32,
-    wt: *const f32,
-    ldw: usize,
-    bias: *const f32,
-    c: usize,
-    p0: usize,
-    px_step: usize,
-    ldy: usize,
-    clamp: Option<(f32, f32)>,
-    y: *mut f32,
-) {
+unsafe fn block<const P: usize, const W: usize, const F: bool>(r: &Run<'_>, c: usize, p0: usize) {
+    let Run { offs, x, wt, ldw, bias, px_step, ldy, clamp, y, .. } = *r;
     // SAFETY (whole body): the caller guarantees channels c .. c+W of every non-skipped tap's pixel (shifted by
     // up to px − 1 steps), of every tap's weight row and of the bias (when non-null) are readable, and of the run's
     // output pixels writable.
@@ -311,19 +310,8 @@ pub fn transpose_dw_weights(w: &[f32], c_out: usize, taps: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::tests::Rng;
     use crate::kernels::MatRef;
-
-    struct Rng(u64);
-    impl Rng {
-        fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        }
-    }
 
     /// Direct N-D reference in channels-last indexing.
     fn reference(job: &DwNhwc<'_>, taps: usize) -> Vec<f32> {
@@ -358,7 +346,7 @@ mod tests {
 
     #[test]
     fn every_tier_matches_the_reference() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         // (channels, multiplier, in, kernel, strides, dilations, pads_begin): 1-D to 3-D, edges, odd channels.
         type Case = (usize, usize, Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>);
         let cases: Vec<Case> = vec![

@@ -190,6 +190,27 @@ impl ConvGeometry {
     pub fn in_size(&self) -> usize {
         self.channels * self.in_spatial.iter().product::<usize>()
     }
+
+    /// The spatial rank, checked: 1 to 8, the same in every per-dimension list, strides and dilations ≥ 1 (the
+    /// kernels index these lists unchecked by rank). Panics otherwise, naming `what`.
+    pub(crate) fn checked_rank(&self, what: &str) -> usize {
+        let nd = self.kernel.len();
+        assert!((1..=8).contains(&nd), "{what}: 1 to 8 spatial dimensions, got {nd}");
+        assert!(
+            [
+                self.in_spatial.len(),
+                self.out_spatial.len(),
+                self.strides.len(),
+                self.dilations.len(),
+                self.pads_begin.len()
+            ]
+            .iter()
+            .all(|&l| l == nd),
+            "{what}: geometry ranks differ"
+        );
+        assert!(self.strides.iter().chain(&self.dilations).all(|&v| v >= 1), "{what}: strides and dilations ≥ 1");
+        nd
+    }
 }
 
 /// The B operand of a convolution: one image × group of the input, read through im2col.

@@ -150,6 +150,11 @@ impl Scratch {
     pub fn set_job(&mut self, token: u64) {
         self.job = token;
     }
+
+    /// A reusable list of input pixel indices (a pooling window's taps).
+    pub(crate) fn pool_taps(&mut self) -> &mut Vec<usize> {
+        &mut self.dw_offs
+    }
 }
 
 /// Pack `A[i0 .. i0+m, p0 .. p0+kc]` into MR-row panels at `dst` (zero-padding the last panel).
@@ -239,14 +244,7 @@ impl Im2colNhwc<'_> {
     pub(crate) fn check(&self) {
         let g = self.geometry;
         let pixels: usize = g.in_spatial.iter().product();
-        let nd = g.kernel.len();
-        assert!(
-            (1..=8).contains(&nd)
-                && [g.in_spatial.len(), g.out_spatial.len(), g.strides.len(), g.dilations.len(), g.pads_begin.len()]
-                    .iter()
-                    .all(|&l| l == nd),
-            "NHWC im2col geometry ranks"
-        );
+        g.checked_rank("channels-last im2col");
         assert!(pixels == 0 || self.c_off + g.channels <= self.c_stride, "NHWC im2col channel slice");
         assert!(self.input.len() >= pixels * self.c_stride, "NHWC im2col input too short");
     }

@@ -114,60 +114,86 @@ fn dim_taps(g: &PoolGeometry, d: usize, clipped: bool) -> Vec<DimTaps> {
 ///
 /// `input` holds the image (`in_pixels × channels`), `out` the selected output pixels (`pixels.len() × channels`).
 /// Panics if the geometry is inconsistent or the slices have the wrong length.
+#[cfg(test)]
 pub(crate) fn pool_nhwc(kind: PoolKind, g: &PoolGeometry, input: &[f32], pixels: Range<usize>, out: &mut [f32]) {
-    g.check();
-    let c = g.channels;
-    assert!(pixels.end <= g.out_pixels(), "pixel range {pixels:?} beyond {} output pixels", g.out_pixels());
-    assert_eq!(input.len(), g.in_pixels() * c, "pool input length");
-    assert_eq!(out.len(), pixels.len() * c, "pool output length");
-    if c == 0 || pixels.is_empty() {
-        return;
-    }
-    // Normalize to 3 dims by prepending unit dims (one input pixel, one output, a 1-tap window).
-    let nd = g.in_spatial.len();
-    let clipped = kind == PoolKind::AvgIncludePadClipped;
-    let unit = vec![DimTaps { first: 0, count: 1, factor: 1 }];
-    let mut tables: Vec<Vec<DimTaps>> = (0..3 - nd).map(|_| unit.clone()).collect();
-    tables.extend((0..nd).map(|d| dim_taps(g, d, clipped)));
-    let mut in_dims = vec![1usize; 3 - nd];
-    in_dims.extend_from_slice(&g.in_spatial);
-    let mut dil = vec![1usize; 3 - nd];
-    dil.extend_from_slice(&g.dilations);
-    let (o1, o2) = (tables[1].len(), tables[2].len());
-    let (i1, i2) = (in_dims[1], in_dims[2]);
+    PoolPlan::new(kind, g).run(input, pixels, out, &mut Vec::new());
+}
 
-    let full_kernel: usize = g.kernel.iter().product();
-    let mut taps: Vec<usize> = Vec::with_capacity(full_kernel);
-    // The reduction runs with the tier's vector width (this module itself is compiled for the baseline ISA).
-    let ks = selected_isa().kernels();
-    for (p, out_px) in pixels.zip(out.chunks_exact_mut(c)) {
-        let (t0, t1, t2) = (tables[0][p / (o1 * o2)], tables[1][p / o2 % o1], tables[2][p % o2]);
-        taps.clear();
-        for a in 0..t0.count {
-            let y0 = t0.first + a * dil[0];
-            for b in 0..t1.count {
-                let row = (y0 * i1 + t1.first + b * dil[1]) * i2;
-                taps.extend((0..t2.count).map(|e| row + t2.first + e * dil[2]));
+/// A windowed pool's per-dimension tap tables, built once per run (`Σ out_spatial` entries) and shared by its tasks.
+#[derive(Debug)]
+pub(crate) struct PoolPlan<'g> {
+    kind: PoolKind,
+    g: &'g PoolGeometry,
+    /// Three dims (unit dims prepended: one input pixel, one output, a 1-tap window).
+    tables: [Vec<DimTaps>; 3],
+    in_dims: [usize; 3],
+    dil: [usize; 3],
+}
+
+impl<'g> PoolPlan<'g> {
+    /// Panics if the geometry is inconsistent.
+    pub(crate) fn new(kind: PoolKind, g: &'g PoolGeometry) -> Self {
+        g.check();
+        let nd = g.in_spatial.len();
+        let clipped = kind == PoolKind::AvgIncludePadClipped;
+        let lead = 3 - nd;
+        let tables = std::array::from_fn(|d| {
+            if d < lead {
+                vec![DimTaps { first: 0, count: 1, factor: 1 }]
+            } else {
+                dim_taps(g, d - lead, clipped)
             }
+        });
+        let in_dims = std::array::from_fn(|d| if d < lead { 1 } else { g.in_spatial[d - lead] });
+        let dil = std::array::from_fn(|d| if d < lead { 1 } else { g.dilations[d - lead] });
+        PoolPlan { kind, g, tables, in_dims, dil }
+    }
+
+    /// Output pixels `pixels` as [`pool_nhwc`]; `taps` is reusable scratch.
+    pub(crate) fn run(&self, input: &[f32], pixels: Range<usize>, out: &mut [f32], taps: &mut Vec<usize>) {
+        let (kind, g, tables, dil) = (self.kind, self.g, &self.tables, &self.dil);
+        let c = g.channels;
+        assert!(pixels.end <= g.out_pixels(), "pixel range {pixels:?} beyond {} output pixels", g.out_pixels());
+        assert_eq!(input.len(), g.in_pixels() * c, "pool input length");
+        assert_eq!(out.len(), pixels.len() * c, "pool output length");
+        if c == 0 || pixels.is_empty() {
+            return;
         }
-        if taps.is_empty() {
-            // A window entirely in the padding (possible with dilations): ORT yields lowest() for max, 0 for average.
-            out_px.fill(if kind == PoolKind::Max { f32::MIN } else { 0.0 });
-            continue;
-        }
-        let max = kind == PoolKind::Max;
-        // SAFETY: `input` and `out_px` are live slices of the lengths passed; every tap is a pixel of the image.
-        unsafe { (ks.pool_reduce)(input.as_ptr(), input.len(), c, &taps, out_px.as_mut_ptr(), max) };
-        match kind {
-            PoolKind::Max => {}
-            _ => {
-                let divisor = match kind {
-                    PoolKind::AvgExcludePad => taps.len(),
-                    PoolKind::AvgIncludePad => full_kernel,
-                    _ => t0.factor * t1.factor * t2.factor,
-                } as f32;
-                // Divide (not multiply by the reciprocal) to round like ORT.
-                out_px.iter_mut().for_each(|v| *v /= divisor);
+        let (o1, o2) = (tables[1].len(), tables[2].len());
+        let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
+
+        let full_kernel: usize = g.kernel.iter().product();
+        // The reduction runs with the tier's vector width (this module itself is compiled for the baseline ISA).
+        let ks = selected_isa().kernels();
+        for (p, out_px) in pixels.zip(out.chunks_exact_mut(c)) {
+            let (t0, t1, t2) = (tables[0][p / (o1 * o2)], tables[1][p / o2 % o1], tables[2][p % o2]);
+            taps.clear();
+            for a in 0..t0.count {
+                let y0 = t0.first + a * dil[0];
+                for b in 0..t1.count {
+                    let row = (y0 * i1 + t1.first + b * dil[1]) * i2;
+                    taps.extend((0..t2.count).map(|e| row + t2.first + e * dil[2]));
+                }
+            }
+            if taps.is_empty() {
+                // A window entirely in the padding (possible with dilations): ORT yields lowest() for max, 0 for average.
+                out_px.fill(if kind == PoolKind::Max { f32::MIN } else { 0.0 });
+                continue;
+            }
+            let max = kind == PoolKind::Max;
+            // SAFETY: `input` and `out_px` are live slices of the lengths passed; every tap is a pixel of the image.
+            unsafe { (ks.pool_reduce)(input.as_ptr(), input.len(), c, taps, out_px.as_mut_ptr(), max) };
+            match kind {
+                PoolKind::Max => {}
+                _ => {
+                    let divisor = match kind {
+                        PoolKind::AvgExcludePad => taps.len(),
+                        PoolKind::AvgIncludePad => full_kernel,
+                        _ => t0.factor * t1.factor * t2.factor,
+                    } as f32;
+                    // Divide (not multiply by the reciprocal) to round like ORT.
+                    out_px.iter_mut().for_each(|v| *v /= divisor);
+                }
             }
         }
     }

@@ -13,27 +13,7 @@ use crate::kernels::{
 };
 
 use super::exec::{DepthwiseJob, DwNhwcJob, Executor, GemmJob};
-use super::{fmt_shape, numel, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AutoPad {
-    NotSet,
-    Valid,
-    SameUpper,
-    SameLower,
-}
-
-impl AutoPad {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "" | "NOTSET" => Some(AutoPad::NotSet),
-            "VALID" => Some(AutoPad::Valid),
-            "SAME_UPPER" => Some(AutoPad::SameUpper),
-            "SAME_LOWER" => Some(AutoPad::SameLower),
-            _ => None,
-        }
-    }
-}
+use super::{fmt_shape, numel, AutoPad, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
 
 /// Conv attributes, validated.
 #[derive(Clone, Debug)]
@@ -388,20 +368,8 @@ impl Conv {
         let mut out_spatial = vec![0usize; nd];
         for d in 0..nd {
             let (in_dim, k, s, dil) = (x[2 + d] as i64, kernel[d] as i64, strides[d] as i64, dilations[d] as i64);
-            let (head, tail) = match a.auto_pad {
-                AutoPad::NotSet => match &a.pads {
-                    Some(p) => (p[d] as i64, p[d + nd] as i64),
-                    None => (0, 0),
-                },
-                AutoPad::Valid => (0, 0),
-                AutoPad::SameUpper | AutoPad::SameLower => {
-                    // As ORT: target ceil(in / s); pad_needed may be negative; C integer division truncates.
-                    let target = (in_dim + s - 1) / s;
-                    let needed = (target - 1) * s + k - in_dim;
-                    let head = if a.auto_pad == AutoPad::SameLower { (needed + 1) / 2 } else { needed / 2 };
-                    (head, needed - head)
-                }
-            };
+            let explicit = a.pads.as_ref().map_or((0, 0), |p| (p[d] as i64, p[d + nd] as i64));
+            let (head, tail) = a.auto_pad.pads(explicit, in_dim, k, s);
             if head < 0 {
                 return Err(bad(format!("negative leading pad on spatial dim {d}")));
             }
@@ -644,6 +612,70 @@ mod tests {
     use super::super::*;
     use super::Conv;
 
+    /// One case of the lowering tests: a 2-D Conv whose W is a constant or a graph input, with an optional bias input.
+    struct LoweringCase<'a> {
+        ws: [usize; 4],
+        w: &'a [f32],
+        b: &'a [f32],
+        group: usize,
+        strides: [usize; 2],
+        dil: [usize; 2],
+        pads: [usize; 4],
+        const_w: bool,
+        with_bias: bool,
+    }
+
+    impl LoweringCase<'_> {
+        /// The node in `domain` (ONNX's or the channels-last one) with X declared as `xs`.
+        fn node(&self, domain: &str, xs: &[usize]) -> NodeDesc {
+            let to_i = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
+            let ws = self.ws;
+            let mut inputs = vec![
+                value("X", &to_i(xs)),
+                if self.const_w {
+                    constant("W", Tensor { shape: ws.to_vec(), data: self.w.to_vec() })
+                } else {
+                    value("W", &to_i(&ws))
+                },
+            ];
+            if self.with_bias {
+                inputs.push(value("B", &[ws[0] as i64]));
+            }
+            let node = NodeDesc {
+                name: "c".into(),
+                op_type: "Conv".into(),
+                domain: domain.into(),
+                since_version: 11,
+                attrs: vec![
+                    ("group".into(), AttrValue::Int(self.group as i64)),
+                    ("strides".into(), AttrValue::Ints(to_i(&self.strides))),
+                    ("dilations".into(), AttrValue::Ints(to_i(&self.dil))),
+                    ("pads".into(), AttrValue::Ints(to_i(&self.pads))),
+                ],
+                inputs,
+                outputs: vec![value("Y", &[])],
+            };
+            check_support(&node).unwrap();
+            node
+        }
+
+        /// Plan `node` and run it on X (`xs`, `x`); the output's shape and data.
+        fn run(&self, node: &NodeDesc, xs: &[usize], x: &[f32]) -> (Vec<usize>, Vec<f32>) {
+            let plan = OpPlan::build(node).unwrap();
+            let (ws, bshape) = (self.ws, [self.ws[0]]);
+            let mut run_inputs = vec![
+                Some(TensorView { shape: xs, data: x }),
+                if self.const_w { None } else { Some(TensorView { shape: &ws, data: self.w }) },
+            ];
+            if self.with_bias {
+                run_inputs.push(Some(TensorView { shape: &bshape, data: self.b }));
+            }
+            let mut out = VecOut(vec![]);
+            plan.run(&run_inputs, &mut out, &SerialExecutor).unwrap();
+            out.0.swap_remove(0)
+        }
+    }
+
     /// Direct convolution, 2-D only, for cross-checking the lowering.
     #[allow(clippy::too_many_arguments)]
     fn direct_2d(
@@ -720,32 +752,8 @@ mod tests {
                 let x = rng.vec(xs.iter().product());
                 let w = rng.vec(ws.iter().product());
                 let b = rng.vec(ws[0]);
-                let to_i = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
-                let mut inputs = vec![
-                    value("X", &to_i(&xs)),
-                    if const_w {
-                        constant("W", Tensor { shape: ws.to_vec(), data: w.clone() })
-                    } else {
-                        value("W", &to_i(&ws))
-                    },
-                ];
-                if with_bias {
-                    inputs.push(value("B", &[ws[0] as i64]));
-                }
-                let node = NodeDesc {
-                    name: "c".into(),
-                    op_type: "Conv".into(),
-                    since_version: 11,
-                    attrs: vec![
-                        ("group".into(), AttrValue::Int(group as i64)),
-                        ("strides".into(), AttrValue::Ints(to_i(&strides))),
-                        ("dilations".into(), AttrValue::Ints(to_i(&dil))),
-                        ("pads".into(), AttrValue::Ints(to_i(&pads))),
-                    ],
-                    inputs,
-                    outputs: vec![value("Y", &[])],
-                    ..Default::default()
-                };
+                let case = LoweringCase { ws, w: &w, b: &b, group, strides, dil, pads, const_w, with_bias };
+                let node = case.node("", &xs);
                 check_support(&node).unwrap();
                 // The channel-vectorized lowering's rule (`prefer_conv_t`) on the cases that clearly meet it:
                 // spatial kernels with ≥ 16 input and ≥ 64 output channels per group, 1×1 ones on ≤ 256 pixels
@@ -762,20 +770,10 @@ mod tests {
                     let isa = crate::kernels::selected_isa();
                     assert_eq!(t, isa == crate::kernels::Isa::Avx512, "{isa:?}: {}", conv.describe());
                 }
-                let plan = OpPlan::build(&node).unwrap();
-                let mut run_inputs = vec![
-                    Some(TensorView { shape: &xs, data: &x }),
-                    if const_w { None } else { Some(TensorView { shape: &ws, data: &w }) },
-                ];
-                let bshape = [ws[0]];
-                if with_bias {
-                    run_inputs.push(Some(TensorView { shape: &bshape, data: &b }));
-                }
-                let mut out = VecOut(vec![]);
-                plan.run(&run_inputs, &mut out, &SerialExecutor).unwrap();
+                let (got_shape, got) = case.run(&node, &xs, &x);
                 let (shape, want) = direct_2d(&x, xs, &w, ws, with_bias.then_some(&b[..]), group, strides, dil, pads);
-                assert_eq!(out.0[0].0, shape);
-                assert_close(&out.0[0].1, &want);
+                assert_eq!(got_shape, shape);
+                assert_close(&got, &want);
             }
         }
     }
@@ -807,35 +805,9 @@ mod tests {
                     w[0] = f32::INFINITY;
                 }
                 let b = rng.vec(ws[0]);
-                let to_i = |s: &[usize]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
                 let xs_last = [xs[0], xs[2], xs[3], xs[1]];
-                let mut inputs = vec![
-                    value("X", &to_i(&xs_last)),
-                    if const_w {
-                        constant("W", Tensor { shape: ws.to_vec(), data: w.clone() })
-                    } else {
-                        value("W", &to_i(&ws))
-                    },
-                ];
-                if with_bias {
-                    inputs.push(value("B", &[ws[0] as i64]));
-                }
-                let node = NodeDesc {
-                    name: "c".into(),
-                    op_type: "Conv".into(),
-                    domain: super::NHWC_DOMAIN.into(),
-                    since_version: 11,
-                    attrs: vec![
-                        ("group".into(), AttrValue::Int(group as i64)),
-                        ("strides".into(), AttrValue::Ints(to_i(&strides))),
-                        ("dilations".into(), AttrValue::Ints(to_i(&dil))),
-                        ("pads".into(), AttrValue::Ints(to_i(&pads))),
-                    ],
-                    inputs,
-                    outputs: vec![value("Y", &[])],
-                };
-                check_support(&node).unwrap();
-                let plan = OpPlan::build(&node).unwrap();
+                let case = LoweringCase { ws, w: &w, b: &b, group, strides, dil, pads, const_w, with_bias };
+                let node = case.node(super::NHWC_DOMAIN, &xs_last);
                 // X channels-last.
                 let [n, c, h, wd] = xs;
                 let mut x_last = vec![0.0; x.len()];
@@ -846,19 +818,10 @@ mod tests {
                         }
                     }
                 }
-                let mut run_inputs = vec![
-                    Some(TensorView { shape: &xs_last, data: &x_last }),
-                    if const_w { None } else { Some(TensorView { shape: &ws, data: &w }) },
-                ];
-                let bshape = [ws[0]];
-                if with_bias {
-                    run_inputs.push(Some(TensorView { shape: &bshape, data: &b }));
-                }
-                let mut out = VecOut(vec![]);
-                plan.run(&run_inputs, &mut out, &SerialExecutor).unwrap();
+                let (got_shape, got) = case.run(&node, &xs_last, &x_last);
                 let (shape, want) = direct_2d(&x, xs, &w, ws, with_bias.then_some(&b[..]), group, strides, dil, pads);
                 let [_, m, oh, ow] = [shape[0], shape[1], shape[2], shape[3]];
-                assert_eq!(out.0[0].0, vec![n, oh, ow, m]);
+                assert_eq!(got_shape, vec![n, oh, ow, m]);
                 let mut want_last = vec![0.0; want.len()];
                 for ni in 0..n {
                     for mi in 0..m {
@@ -869,14 +832,14 @@ mod tests {
                 }
                 if inf_w {
                     // ±inf weights: only NaN/inf placement is compared (ORT multiplies the zero padding too).
-                    let got = &out.0[0].1;
+                    let got = &got;
                     let finite = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
                     if !super::reaches_padding(&plan_geometry(xs, ws, strides, dil, pads)) {
                         assert_eq!(finite(got), finite(&want_last));
                     }
                     continue;
                 }
-                assert_close(&out.0[0].1, &want_last);
+                assert_close(&got, &want_last);
             }
         }
     }

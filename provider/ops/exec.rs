@@ -104,18 +104,32 @@ unsafe impl Sync for SharedOut {}
 /// Runs batches of jobs to completion. Called concurrently from several Run calls.
 pub trait Executor: Sync {
     fn run(&self, jobs: &[GemmJob<'_>]) -> Result<()>;
-    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()>;
-    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()>;
-    /// `body(image, rows)` over `rows` output rows of each of `batch` images, each row `cols` values computed from
-    /// about `taps` inputs apiece (memory-bound work: pooling); every (image, row) exactly once.
+
+    /// `body(image, rows, scratch)` over `rows` output rows of each of `batch` images, each row `cols` values
+    /// computed from about `taps` inputs apiece (depthwise convolution, pooling, layout moves: priced as depthwise
+    /// work); every (image, row) exactly once.
     fn split_rows(
         &self,
         batch: usize,
         rows: usize,
         cols: usize,
         taps: usize,
-        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+        body: &(dyn Fn(usize, std::ops::Range<usize>, &mut Scratch) + Sync),
     ) -> Result<()>;
+
+    /// Depthwise jobs (one per image): whole output planes, channels split.
+    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()> {
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let taps = first.geometry.kernel.iter().product();
+        self.split_rows(jobs.len(), first.out.rows, first.out.cols, taps, &|b, r, s| jobs[b].run(r, s))
+    }
+
+    /// Channels-last depthwise jobs (one per image): each pixel a contiguous row of all its channels, pixels split.
+    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()> {
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let taps = first.dw.geometry.kernel.iter().product();
+        self.split_rows(jobs.len(), first.out.rows, first.out.cols, taps, &|b, r, s| jobs[b].run(r, s))
+    }
 }
 
 /// Runs every job on the calling thread. The reference executor.
@@ -137,34 +151,17 @@ impl Executor for SerialExecutor {
         Ok(())
     }
 
-    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()> {
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            for job in jobs {
-                job.run(0..job.out.rows, &mut s);
-            }
-        });
-        Ok(())
-    }
-
     fn split_rows(
         &self,
         batch: usize,
         rows: usize,
         _cols: usize,
         _taps: usize,
-        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+        body: &(dyn Fn(usize, std::ops::Range<usize>, &mut Scratch) + Sync),
     ) -> Result<()> {
-        (0..batch).for_each(|b| body(b, 0..rows));
-        Ok(())
-    }
-
-    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()> {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            for job in jobs {
-                job.run(0..job.out.rows, &mut s);
-            }
+            (0..batch).for_each(|b| body(b, 0..rows, &mut s));
         });
         Ok(())
     }
@@ -208,53 +205,23 @@ impl Executor for AsymRuntime {
         })
     }
 
-    fn depthwise(&self, jobs: &[DepthwiseJob<'_>]) -> Result<()> {
-        let Some(first) = jobs.first() else { return Ok(()) };
-        let (channels, positions) = (first.out.rows, first.out.cols);
-        let taps: usize = first.geometry.kernel.iter().product();
-        // A depthwise kernel computes whole output planes: split channels (rows) only, with the plane as one tile.
-        let problem =
-            GemmProblem::new(KernelKind::Depthwise, jobs.len(), channels, positions, taps).tile(1, positions.max(1));
-        let plan = self.plan(&problem);
-        run_plan(self, &plan, &|task, scratch| {
-            for job in &jobs[task.batch.clone()] {
-                job.run(task.rows.clone(), scratch);
-            }
-        })
-    }
-
     fn split_rows(
         &self,
         batch: usize,
         rows: usize,
         cols: usize,
         taps: usize,
-        body: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+        body: &(dyn Fn(usize, std::ops::Range<usize>, &mut Scratch) + Sync),
     ) -> Result<()> {
         if batch == 0 || rows == 0 {
             return Ok(());
         }
-        // Priced like a depthwise convolution of the same window (one pass over the window's inputs per output).
+        // Rows only are split, each row (a plane, a pixel's channels) one tile.
         let problem = GemmProblem::new(KernelKind::Depthwise, batch, rows, cols, taps.max(1)).tile(1, cols.max(1));
         let plan = self.plan(&problem);
-        run_plan(self, &plan, &|task, _| {
-            for b in task.batch.clone() {
-                body(b, task.rows.clone());
-            }
-        })
-    }
-
-    fn depthwise_nhwc(&self, jobs: &[DwNhwcJob<'_>]) -> Result<()> {
-        let Some(first) = jobs.first() else { return Ok(()) };
-        let (pixels, channels) = (first.out.rows, first.out.cols);
-        let taps: usize = first.dw.geometry.kernel.iter().product();
-        // Each pixel is a contiguous row of all its channels: split pixels only, the channels as one tile.
-        let problem =
-            GemmProblem::new(KernelKind::Depthwise, jobs.len(), pixels, channels, taps).tile(1, channels.max(1));
-        let plan = self.plan(&problem);
         run_plan(self, &plan, &|task, scratch| {
-            for job in &jobs[task.batch.clone()] {
-                job.run(task.rows.clone(), scratch);
+            for b in task.batch.clone() {
+                body(b, task.rows.clone(), scratch);
             }
         })
     }

@@ -194,6 +194,43 @@ enum Op {
     Transpose(transpose::Transpose),
 }
 
+/// The `auto_pad` attribute of Conv and the pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AutoPad {
+    NotSet,
+    Valid,
+    SameUpper,
+    SameLower,
+}
+
+impl AutoPad {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "NOTSET" => Some(AutoPad::NotSet),
+            "VALID" => Some(AutoPad::Valid),
+            "SAME_UPPER" => Some(AutoPad::SameUpper),
+            "SAME_LOWER" => Some(AutoPad::SameLower),
+            _ => None,
+        }
+    }
+
+    /// (leading, trailing) pad of one spatial dim as ORT computes them; `explicit` is the `pads` attribute's pair.
+    /// SAME_*: target ⌈size / stride⌉ with the undilated kernel; the needed pad may be negative; C integer division
+    /// truncates.
+    fn pads(self, explicit: (i64, i64), size: i64, kernel: i64, stride: i64) -> (i64, i64) {
+        match self {
+            AutoPad::NotSet => explicit,
+            AutoPad::Valid => (0, 0),
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let target = (size + stride - 1) / stride;
+                let needed = (target - 1) * stride + kernel - size;
+                let head = if self == AutoPad::SameLower { (needed + 1) / 2 } else { needed / 2 };
+                (head, needed - head)
+            }
+        }
+    }
+}
+
 /// Ops claimed alone (no fused epilogue): pooling and the layout-moving Transposes of channels-last models.
 pub fn is_standalone(op_type: &str) -> bool {
     is_pool(op_type) || op_type == "Transpose"

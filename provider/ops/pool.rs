@@ -25,10 +25,11 @@
 //! NaN: ORT's MLAS max pooling keeps or drops a NaN depending on where it falls in the window (GlobalMaxPool drops
 //! it); here max pooling always propagates it, so every output ORT makes NaN is NaN here, plus possibly others.
 
-use crate::kernels::pool::{global_pool_nhwc, pool_nhwc, PoolGeometry, PoolKind};
+use crate::kernels::pool::{global_pool_nhwc, PoolGeometry, PoolKind, PoolPlan};
 
 use super::exec::{Executor, SharedOut};
-use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, TensorView, NHWC_DOMAIN};
+use super::transpose::Transpose;
+use super::{fmt_shape, numel, AutoPad, Error, NodeDesc, OutputAlloc, Result, TensorView, NHWC_DOMAIN};
 
 /// The op, named after its ONNX op type.
 #[allow(clippy::enum_variant_names)]
@@ -54,14 +55,6 @@ impl Kind {
     fn is_global(self) -> bool {
         matches!(self, Kind::GlobalMaxPool | Kind::GlobalAveragePool)
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AutoPad {
-    NotSet,
-    Valid,
-    SameUpper,
-    SameLower,
 }
 
 /// Attributes of a windowed pool, validated (lengths match the kernel's rank, values in range).
@@ -108,13 +101,8 @@ fn read_window(node: &NodeDesc, kind: Kind) -> std::result::Result<Window, Strin
         return Err(format!("pads {pads:?} must be smaller than kernel {kernel:?} (ORT rejects the node)"));
     }
     let auto_pad_s = node.attr_string("auto_pad", "NOTSET").map_err(|e| e.message)?;
-    let auto_pad = match auto_pad_s.as_str() {
-        "" | "NOTSET" => AutoPad::NotSet,
-        "VALID" => AutoPad::Valid,
-        "SAME_UPPER" => AutoPad::SameUpper,
-        "SAME_LOWER" => AutoPad::SameLower,
-        other => return Err(format!("auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")),
-    };
+    let auto_pad = AutoPad::parse(&auto_pad_s)
+        .ok_or_else(|| format!("auto_pad '{auto_pad_s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"))?;
     if auto_pad != AutoPad::NotSet && node.attr("pads").is_some() {
         return Err("auto_pad together with pads is left to the CPU EP".into());
     }
@@ -260,17 +248,8 @@ impl Pool {
         let (mut pads_begin, mut pads_end, mut out_spatial) = (vec![0; nd], vec![0; nd], vec![0; nd]);
         for d in 0..nd {
             let (size, k, s, dil) = (spatial[d] as i64, w.kernel[d] as i64, w.strides[d] as i64, w.dilations[d] as i64);
-            let (head, tail) = match w.auto_pad {
-                AutoPad::NotSet => (w.pads[d] as i64, w.pads[d + nd] as i64),
-                AutoPad::Valid => (0, 0),
-                AutoPad::SameUpper | AutoPad::SameLower => {
-                    // As ORT: the undilated kernel; C division truncates (needed ≥ 0 as check refuses kernel < stride).
-                    let target = (size + s - 1) / s;
-                    let needed = (target - 1) * s + k - size;
-                    let head = if w.auto_pad == AutoPad::SameLower { (needed + 1) / 2 } else { needed / 2 };
-                    (head, needed - head)
-                }
-            };
+            // (needed ≥ 0 for SAME_*: check refuses a kernel smaller than its stride.)
+            let (head, tail) = w.auto_pad.pads((w.pads[d] as i64, w.pads[d + nd] as i64), size, k, s);
             if head < 0 || tail < 0 {
                 return Err(bad(format!("negative pad on spatial dim {d}")));
             }
@@ -337,15 +316,13 @@ impl Pool {
         if x.shape.len() < 3 {
             return Err(Error::invalid_argument(format!("{:?} X {} needs rank ≥ 3", self.kind, fmt_shape(x.shape))));
         }
-        let (xs, xt) = channels_last(x.shape, x.data);
-        let mut tmp = TmpOut(Vec::new(), Vec::new());
-        self.run_nhwc(TensorView { shape: &xs, data: &xt }, &mut tmp, exec)?;
-        let (ys, yt) = (tmp.0, tmp.1);
-        let mut shape = vec![ys[0], ys[ys.len() - 1]];
-        shape.extend_from_slice(&ys[1..ys.len() - 1]);
-        let y = out.output(0, &shape)?;
-        channels_first(&ys, &yt, y);
-        Ok(())
+        // Through the layout moves ORT would have inserted (the same Transpose op).
+        let rank = x.shape.len();
+        let mut xt = TmpOut(Vec::new(), Vec::new());
+        Transpose::layout_move(true, rank).run(&[Some(x)], &mut xt, exec)?;
+        let mut yt = TmpOut(Vec::new(), Vec::new());
+        self.run_nhwc(TensorView { shape: &xt.0, data: &xt.1 }, &mut yt, exec)?;
+        Transpose::layout_move(false, rank).run(&[Some(TensorView { shape: &yt.0, data: &yt.1 })], out, exec)
     }
 
     fn run_nhwc(&self, x: TensorView<'_>, out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
@@ -361,28 +338,28 @@ impl Pool {
         let global = matches!(self.kind, Kind::GlobalMaxPool | Kind::GlobalAveragePool);
         // Global pools split channels (one output pixel), windowed ones output pixels.
         let (rows, cols, taps) = if global { (c, 1, g.in_pixels()) } else { (g.out_pixels(), c, g.kernel_taps()) };
-        let body = |n: usize, r: std::ops::Range<usize>| {
+        // The windowed pool's tap tables, once per run for all its tasks.
+        let plan = match self.kind {
+            Kind::MaxPool => Some(PoolPlan::new(PoolKind::Max, &g)),
+            Kind::AveragePool => Some(PoolPlan::new(self.window.as_ref().expect("windowed pool").avg, &g)),
+            Kind::GlobalMaxPool | Kind::GlobalAveragePool => None,
+        };
+        let body = |n: usize, r: std::ops::Range<usize>, scratch: &mut crate::kernels::Scratch| {
             let x_img = &x.data[n * in_image..(n + 1) * in_image];
             let (lo, len) = if global { (r.start, r.len()) } else { (r.start * c, r.len() * c) };
             // SAFETY: every (image, row range) is handed out once by split_rows, so the output slices of concurrent
             // calls are disjoint parts of `y`, which outlives this call.
             let y_part = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(n * out_image + lo), len) };
-            match self.kind {
-                Kind::GlobalMaxPool | Kind::GlobalAveragePool => {
-                    global_pool_nhwc(self.kind == Kind::GlobalMaxPool, x_img, c, r, y_part)
-                }
-                Kind::MaxPool => pool_nhwc(PoolKind::Max, &g, x_img, r, y_part),
-                Kind::AveragePool => {
-                    let avg = self.window.as_ref().expect("windowed pool").avg;
-                    pool_nhwc(avg, &g, x_img, r, y_part)
-                }
+            match &plan {
+                Some(plan) => plan.run(x_img, r, y_part, scratch.pool_taps()),
+                None => global_pool_nhwc(self.kind == Kind::GlobalMaxPool, x_img, c, r, y_part),
             }
         };
         exec.split_rows(batch, rows, cols, taps, &body)
     }
 }
 
-/// An output buffer for the channels-first fallback.
+/// An output buffer for the channels-first fallback's intermediate tensors.
 struct TmpOut(Vec<usize>, Vec<f32>);
 
 impl OutputAlloc for TmpOut {
@@ -390,37 +367,6 @@ impl OutputAlloc for TmpOut {
         self.0 = shape.to_vec();
         self.1 = vec![0.0; numel(shape)];
         Ok(&mut self.1)
-    }
-}
-
-/// `[N, C, spatial…]` → `[N, spatial…, C]`.
-fn channels_last(shape: &[usize], x: &[f32]) -> (Vec<usize>, Vec<f32>) {
-    let (n, c) = (shape[0], shape[1]);
-    let p = numel(&shape[2..]);
-    let mut out = vec![0.0; x.len()];
-    for b in 0..n {
-        for ch in 0..c {
-            for q in 0..p {
-                out[(b * p + q) * c + ch] = x[(b * c + ch) * p + q];
-            }
-        }
-    }
-    let mut s = vec![n];
-    s.extend_from_slice(&shape[2..]);
-    s.push(c);
-    (s, out)
-}
-
-/// `[N, spatial…, C]` (shape `ys`) → `[N, C, spatial…]` into `y`.
-fn channels_first(ys: &[usize], yt: &[f32], y: &mut [f32]) {
-    let (n, c) = (ys[0], ys[ys.len() - 1]);
-    let p = numel(&ys[1..ys.len() - 1]);
-    for b in 0..n {
-        for ch in 0..c {
-            for q in 0..p {
-                y[(b * c + ch) * p + q] = yt[(b * p + q) * c + ch];
-            }
-        }
     }
 }
 

@@ -63,6 +63,11 @@ impl Transpose {
         Ok(Transpose { mv: classify(&perm).expect("checked"), rank: perm.len() })
     }
 
+    /// The move `[N, C, D…] → [N, D…, C]` (`to_last`) or back, for tensors of rank `rank` ≥ 3.
+    pub(super) fn layout_move(to_last: bool, rank: usize) -> Transpose {
+        Transpose { mv: if to_last { Move::ToChannelsLast } else { Move::ToChannelsFirst }, rank }
+    }
+
     pub(super) fn describe(&self) -> String {
         format!("Transpose {:?} (rank {})", self.mv, self.rank)
     }
@@ -105,7 +110,7 @@ impl Transpose {
         }
         let image = rows * cols;
         let y_ptr = SharedOut::new(y);
-        let body = |n: usize, rr: std::ops::Range<usize>| {
+        let body = |n: usize, rr: std::ops::Range<usize>, _: &mut crate::kernels::Scratch| {
             let src = &x.data[n * image..(n + 1) * image];
             // SAFETY: source rows rr are destination columns rr of image n: split_rows hands each (image, row
             // range) to one task, so no element is written twice, and `y` outlives the call.
