@@ -396,6 +396,10 @@ def groups() -> Dict[str, int]:
 # MatMul with a constant A (and a dynamic B): A was dropped at Compile and the run failed with "input A is missing".
 add("regression", "matmul_constA", "MatMul", [In((2, 3, 5), const=True), In((5, 4))])
 add("regression", "matmul_constA_1d", "MatMul", [In((5,), const=True), In((3, 5, 4))])
+# Conv with a constant X (and dynamic W): X was dropped at Compile and the run failed with "input X is missing".
+add("regression", "conv_constX", "Conv", [In((1, 3, 8, 8), const=True), In((4, 3, 3, 3))])
+add("regression", "conv_constX_bias", "Conv", [In((2, 4, 7, 7), const=True), In((4, 2, 3, 3)), In((4,))],
+    {"group": 2, "pads": [1, 1, 1, 1]})
 # Zero-sized Gemm outputs with a C that broadcasts to them: were rejected ("C [1, 0] does not broadcast").
 add("regression", "gemm_N0_C1x0", "Gemm", [In((3, 4)), In((4, 0), const=True), In((1, 0))])
 add("regression", "gemm_M0_CMxN", "Gemm", [In((0, 4)), In((4, 5), const=True), In((0, 5))], {"beta": 0.5})

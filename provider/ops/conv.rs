@@ -156,6 +156,8 @@ pub(super) struct Conv {
     attrs: ConvAttrs,
     /// X and Y are channels-last (the node is in [`NHWC_DOMAIN`]).
     nhwc: bool,
+    /// X when it is a constant (ORT drops the fused node's copy of constant inputs).
+    const_x: Option<Arc<Tensor>>,
     /// Constant weights: shape and one packed A panel set per group.
     const_w: Option<ConstW>,
     const_b: Option<Arc<Tensor>>,
@@ -228,7 +230,7 @@ fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
     let mut x: Vec<usize> = xs.iter().map(|&d| d.max(1) as usize).collect();
     x[0] = 1;
     x[1] = w[1] * attrs.group;
-    let probe = Conv { attrs: attrs.clone(), nhwc: false, const_w: None, const_b: None };
+    let probe = Conv { attrs: attrs.clone(), nhwc: false, const_x: None, const_w: None, const_b: None };
     match probe.shape(&x, w) {
         Ok(_) if forced.as_deref() == Some("all") => conv_t_supported(w[0] / attrs.group),
         Ok(s) => prefer_conv_t(&s.geometry, w[0] / attrs.group),
@@ -302,7 +304,13 @@ impl Conv {
             }
             None => None,
         };
-        Ok(Conv { attrs, nhwc: node.domain == NHWC_DOMAIN, const_w, const_b: node.constant(2) })
+        Ok(Conv {
+            attrs,
+            nhwc: node.domain == NHWC_DOMAIN,
+            const_x: node.constant(0),
+            const_w,
+            const_b: node.constant(2),
+        })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -402,7 +410,12 @@ impl Conv {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let x = inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
+        let x = inputs
+            .first()
+            .copied()
+            .flatten()
+            .or(self.const_x.as_ref().map(|t| t.view()))
+            .ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
         let w_dyn = inputs.get(1).copied().flatten();
         let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
             (Some(w), _) => &w.shape,
