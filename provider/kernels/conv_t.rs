@@ -124,7 +124,7 @@ fn conv_t_chunk(
     let (mr, nr) = (ks.mr, ks.nr);
     debug_assert_eq!(wt.nr(), nr);
     let ti = tile_info_for(ks.isa);
-    let kc = k.div_ceil(k.div_ceil(ti.kc)).next_multiple_of(8).min(ti.kc.max(8));
+    let kc = k.div_ceil(k.div_ceil(ti.kc_t)).next_multiple_of(8).min(ti.kc_t.max(8));
     let (r0, nch, npix) = (rows.start, rows.len(), cols.len());
     let Scratch { a: abuf, tile, conv, conv_off, conv_of, job, ct: ctbuf, tpanels, .. } = scratch;
     let w = window::prepare(im, cols.clone(), conv, conv_off, ks.stride2, *job, conv_of);
