@@ -480,9 +480,12 @@ unsafe fn avx2_mmm_f32_6x16(
         };
         let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (_mm256_set1_ps(e.lo), _mm256_set1_ps(e.hi)));
-        for (i, row) in acc.iter().enumerate() {
+        // Rows by constant index, so the accumulators stay in registers (see the AVX-512 kernel).
+        macro_rules! store_row {
+            ($i:expr) => {{
+            let i: usize = $i;
             let cp = c.offset(i as isize * rsc);
-            let (mut v0, mut v1) = (row[0], row[1]);
+            let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
             if accumulate {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
@@ -508,7 +511,14 @@ unsafe fn avx2_mmm_f32_6x16(
             }
             _mm256_storeu_ps(cp, v0);
             _mm256_storeu_ps(cp.add(8), v1);
+        }};
         }
+        store_row!(0);
+        store_row!(1);
+        store_row!(2);
+        store_row!(3);
+        store_row!(4);
+        store_row!(5);
     }
 }
 
@@ -745,9 +755,14 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         };
         let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (_mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi)));
-        for (i, row) in acc.iter().enumerate() {
+        // Rows by constant index (`rows!`): with a loop over `acc` here LLVM kept the accumulators in a stack array
+        // (zeroed by a memset call, spilled after the main loop, the last k mod 4 steps run on memory): a K = 27
+        // first layer took longer than K = 28.
+        macro_rules! store_row {
+            ($i:expr) => {{
+            let i: usize = $i;
             let cp = c.offset(i as isize * rsc);
-            let (mut v0, mut v1) = (row[0], row[1]);
+            let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
             if accumulate {
                 let (c0, c1) = gather(cp);
                 v0 = _mm512_add_ps(v0, c0);
@@ -782,6 +797,11 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
                     _mm512_mask_storeu_ps(q.wrapping_add(16), (seg.mask >> 16) as u16, v1);
                 }
             }
+            }};
         }
+        macro_rules! rows {
+            ($($i:literal)*) => { $( if $i < M { store_row!($i); } )* };
+        }
+        rows!(0 1 2 3 4 5 6 7 8 9 10 11);
     }
 }
