@@ -67,25 +67,39 @@ unsafe fn neon_mmm_f32_8x12(
         let cb = e.map_or(std::ptr::null(), |e| e.col_bias);
         let (res, res_rs) = e.map_or((std::ptr::null(), 0), |e| (e.res, e.res_rs));
         let clamp = e.filter(|e| e.clamp).map(|e| (vdupq_n_f32(e.lo), vdupq_n_f32(e.hi)));
-        for (i, row) in acc.iter().enumerate() {
-            let cp = c.offset(i as isize * rsc);
-            for (j, &v) in row.iter().enumerate() {
-                let mut v = if accumulate { vaddq_f32(v, vld1q_f32(cp.add(4 * j))) } else { v };
-                if !rb.is_null() {
-                    v = vaddq_f32(v, vdupq_n_f32(*rb.add(i)));
+        // Rows by constant index (`store_row!`): with a loop over `acc` here LLVM kept the accumulators in a stack
+        // array (zeroed, loaded before and stored after the main loop on every call; the AVX-512 kernel measured
+        // 1.25× faster at K = 27 once fixed the same way).
+        macro_rules! store_row {
+            ($i:expr) => {{
+                let i: usize = $i;
+                let cp = c.offset(i as isize * rsc);
+                for (j, &v) in acc[i].iter().enumerate() {
+                    let mut v = if accumulate { vaddq_f32(v, vld1q_f32(cp.add(4 * j))) } else { v };
+                    if !rb.is_null() {
+                        v = vaddq_f32(v, vdupq_n_f32(*rb.add(i)));
+                    }
+                    if !cb.is_null() {
+                        v = vaddq_f32(v, vld1q_f32(cb.add(4 * j)));
+                    }
+                    if !res.is_null() {
+                        v = vaddq_f32(v, vld1q_f32(res.offset(i as isize * res_rs).add(4 * j)));
+                    }
+                    if let Some((lo, hi)) = clamp {
+                        // FMAX/FMIN propagate NaN — the FusedOp::Clip semantics (as ORT's Clip).
+                        v = vminq_f32(vmaxq_f32(v, lo), hi);
+                    }
+                    vst1q_f32(cp.add(4 * j), v);
                 }
-                if !cb.is_null() {
-                    v = vaddq_f32(v, vld1q_f32(cb.add(4 * j)));
-                }
-                if !res.is_null() {
-                    v = vaddq_f32(v, vld1q_f32(res.offset(i as isize * res_rs).add(4 * j)));
-                }
-                if let Some((lo, hi)) = clamp {
-                    // FMAX/FMIN propagate NaN — the FusedOp::Clip semantics (as ORT's Clip).
-                    v = vminq_f32(vmaxq_f32(v, lo), hi);
-                }
-                vst1q_f32(cp.add(4 * j), v);
-            }
+            }};
         }
+        store_row!(0);
+        store_row!(1);
+        store_row!(2);
+        store_row!(3);
+        store_row!(4);
+        store_row!(5);
+        store_row!(6);
+        store_row!(7);
     }
 }
