@@ -804,8 +804,21 @@ fn depthwise_matches_direct_conv() {
         // The fast-path shapes: 3×3, stride 1 and 2, rows wide enough for full 64-wide chunks and several 16-float
         // masked moves, and MobileNet's small planes (7, 14, 28; the row-phase split and masked tails).
         // Also every row width around the direct kernel's 16-lane steps and masks, and trailing pads unlike the
-        // leading ones (TF-style SAME: 0 before, 1 after).
-        for (h, w) in [(9, 70), (7, 7), (14, 14), (28, 28), (6, 37), (1, 1), (2, 15), (3, 16), (5, 17), (4, 33)] {
+        // leading ones (TF-style SAME: 0 before, 1 after); planes of 2 … 4 steps with several four-row blocks.
+        for (h, w) in [
+            (9, 70),
+            (7, 7),
+            (14, 14),
+            (28, 28),
+            (6, 37),
+            (1, 1),
+            (2, 15),
+            (3, 16),
+            (5, 17),
+            (4, 33),
+            (12, 64),
+            (11, 49),
+        ] {
             for s in [1, 2] {
                 for (pb, pe) in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (2, 1)] {
                     let (oh, ow) = (conv_out(h, 3, s, 1, pb, pe), conv_out(w, 3, s, 1, pb, pe));
