@@ -173,7 +173,7 @@ pub fn tile_info_for(isa: Isa) -> TileInfo {
 /// Why all of L1 and not the textbook half: the A micro-panels stream from L2 under the kernel's prefetches either
 /// way, and a longer pass amortizes the tile's C loads, stores and prefetches over more steps. On Zen 5
 /// (48 KB L1, AVX-512 12×32) kc 384 instead of 192 ran the driver's square SGEMMs 1.02–1.10× and ResNet-50's
-/// convolutions 1.02–1.12× faster (`examples/kernel_bench`, best of 3); the AVX2 tier (6×16) already had 384 and
+/// convolutions 1.00–1.12× faster (`examples/kernel_bench`, best of 3); the AVX2 tier (6×16) already had 384 and
 /// measured the same at 512 or 768, hence the cap. The channel-vectorized convolution is the exception (`kc_t`,
 /// the textbook half): its weight micro-panel comes cold from memory and is reused by every pixel panel of the
 /// block, next to the window rows — with 384 steps ResNet-50 ran 3 % slower on one core, with 192 1 % faster.
