@@ -118,18 +118,44 @@ def test_interference_stopped_when_interrupted(fixture_model, ep_library, sig):
     p = subprocess.Popen([str(ROOT / "scripts/asymo-bench"), str(fixture_model), "-m", "duration", "-t", "60",
                           "--interfere", "1", "--plugin_ep_libs", f"asymo|{ep_library}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not busy_processes() and time.time() < deadline:
-        time.sleep(0.1)
-    assert busy_processes(), "interference never started"
-    # (The busy process is visible as soon as it runs, which may be before asymo-bench's Popen has returned; the
-    # tool holds the signals until then, and this pause makes the signal land in the measurement most of the time.)
-    time.sleep(0.3)
-    p.send_signal(sig)
-    p.communicate(timeout=30)
-    assert p.returncode == 130
-    time.sleep(0.2)
-    assert busy_processes() == []
+    try:
+        deadline = time.time() + 60
+        while not busy_processes() and time.time() < deadline:
+            time.sleep(0.1)
+        assert busy_processes(), "interference never started"
+        # (The busy process is visible as soon as it runs, which may be before asymo-bench's Popen has returned;
+        # the tool holds the signals until then, and this pause makes the signal land in the measurement most of
+        # the time.)
+        time.sleep(0.3)
+        p.send_signal(sig)
+        p.communicate(timeout=30)
+        assert p.returncode == 130
+        time.sleep(0.2)
+        assert busy_processes() == []
+    finally:
+        # A failure here must not leave the tool (and its busy process, a child that dies with it) running into
+        # the next test.
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_sigint_interrupts_even_when_inherited_ignored(fixture_model, ep_library):
+    # A shell's background job (`cmd &` without job control) starts with SIGINT ignored; the tool still stops.
+    p = subprocess.Popen([str(ROOT / "scripts/asymo-bench"), str(fixture_model), "-m", "duration", "-t", "60",
+                          "--plugin_ep_libs", f"asymo|{ep_library}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        time.sleep(3)  # past start-up, into the measurement
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 130, err
+        assert "interrupted" in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_energy_needs_a_meter_and_reads_rapl(fixture_model, ep_library, tmp_path):

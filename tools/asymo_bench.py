@@ -707,6 +707,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     atexit.register(_stop_all_children)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGINT as well, explicitly: a shell starting the tool in the background (`cmd &` without job control) leaves
+    # SIGINT ignored, and Python then keeps it ignored — an interrupt would be lost and the busy process run on.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         results = measure(settings)
     except KeyboardInterrupt:
@@ -718,6 +721,7 @@ def main(argv: Sequence[str]) -> int:
     finally:
         _stop_all_children()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     print(render_table(settings, results))
     if settings.json_path:
         doc = {
