@@ -548,35 +548,35 @@ unsafe fn avx2_mmm_f32_6x16(
         // Rows by constant index, so the accumulators stay in registers (see the AVX-512 kernel).
         macro_rules! store_row {
             ($i:expr) => {{
-            let i: usize = $i;
-            let cp = c.offset(i as isize * rsc);
-            let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
-            if accumulate {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
-            }
-            if !rb.is_null() {
-                let b = _mm256_broadcast_ss(&*rb.add(i));
-                v0 = _mm256_add_ps(v0, b);
-                v1 = _mm256_add_ps(v1, b);
-            }
-            if cb.is_some() {
-                v0 = _mm256_add_ps(v0, cb0);
-                v1 = _mm256_add_ps(v1, cb1);
-            }
-            if !res.is_null() {
-                let rp = res.offset(i as isize * res_rs);
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rp));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rp.add(8)));
-            }
-            if let Some((lo, hi)) = clamp {
-                // max/min return their second operand when either is NaN: with v second, NaN propagates (ORT's Clip).
-                v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
-                v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
-            }
-            _mm256_storeu_ps(cp, v0);
-            _mm256_storeu_ps(cp.add(8), v1);
-        }};
+                let i: usize = $i;
+                let cp = c.offset(i as isize * rsc);
+                let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
+                if accumulate {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
+                }
+                if !rb.is_null() {
+                    let b = _mm256_broadcast_ss(&*rb.add(i));
+                    v0 = _mm256_add_ps(v0, b);
+                    v1 = _mm256_add_ps(v1, b);
+                }
+                if cb.is_some() {
+                    v0 = _mm256_add_ps(v0, cb0);
+                    v1 = _mm256_add_ps(v1, cb1);
+                }
+                if !res.is_null() {
+                    let rp = res.offset(i as isize * res_rs);
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rp));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rp.add(8)));
+                }
+                if let Some((lo, hi)) = clamp {
+                    // max/min return their second operand if either is NaN: with v second, NaN propagates (ORT's Clip).
+                    v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
+                    v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
+                }
+                _mm256_storeu_ps(cp, v0);
+                _mm256_storeu_ps(cp.add(8), v1);
+            }};
         }
         store_row!(0);
         store_row!(1);
@@ -825,43 +825,43 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         // first layer took longer than K = 28.
         macro_rules! store_row {
             ($i:expr) => {{
-            let i: usize = $i;
-            let cp = c.offset(i as isize * rsc);
-            let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
-            if accumulate {
-                let (c0, c1) = gather(cp);
-                v0 = _mm512_add_ps(v0, c0);
-                v1 = _mm512_add_ps(v1, c1);
-            }
-            if !rb.is_null() {
-                let b = _mm512_set1_ps(*rb.add(i));
-                v0 = _mm512_add_ps(v0, b);
-                v1 = _mm512_add_ps(v1, b);
-            }
-            if cb.is_some() {
-                v0 = _mm512_add_ps(v0, cb0);
-                v1 = _mm512_add_ps(v1, cb1);
-            }
-            if !res.is_null() {
-                let (r0, r1) = gather(res.wrapping_offset(i as isize * res_rs));
-                v0 = _mm512_add_ps(v0, r0);
-                v1 = _mm512_add_ps(v1, r1);
-            }
-            if let Some((lo, hi)) = clamp {
-                // max/min return their second operand when either is NaN: with v second, NaN propagates (ORT's Clip).
-                v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
-                v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
-            }
-            if whole {
-                _mm512_storeu_ps(cp, v0);
-                _mm512_storeu_ps(cp.add(16), v1);
-            } else {
-                for seg in segs {
-                    let q = cp.wrapping_offset(seg.delta);
-                    _mm512_mask_storeu_ps(q, seg.mask as u16, v0);
-                    _mm512_mask_storeu_ps(q.wrapping_add(16), (seg.mask >> 16) as u16, v1);
+                let i: usize = $i;
+                let cp = c.offset(i as isize * rsc);
+                let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
+                if accumulate {
+                    let (c0, c1) = gather(cp);
+                    v0 = _mm512_add_ps(v0, c0);
+                    v1 = _mm512_add_ps(v1, c1);
                 }
-            }
+                if !rb.is_null() {
+                    let b = _mm512_set1_ps(*rb.add(i));
+                    v0 = _mm512_add_ps(v0, b);
+                    v1 = _mm512_add_ps(v1, b);
+                }
+                if cb.is_some() {
+                    v0 = _mm512_add_ps(v0, cb0);
+                    v1 = _mm512_add_ps(v1, cb1);
+                }
+                if !res.is_null() {
+                    let (r0, r1) = gather(res.wrapping_offset(i as isize * res_rs));
+                    v0 = _mm512_add_ps(v0, r0);
+                    v1 = _mm512_add_ps(v1, r1);
+                }
+                if let Some((lo, hi)) = clamp {
+                    // max/min return their second operand if either is NaN: with v second, NaN propagates (ORT's Clip).
+                    v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+                    v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
+                }
+                if whole {
+                    _mm512_storeu_ps(cp, v0);
+                    _mm512_storeu_ps(cp.add(16), v1);
+                } else {
+                    for seg in segs {
+                        let q = cp.wrapping_offset(seg.delta);
+                        _mm512_mask_storeu_ps(q, seg.mask as u16, v0);
+                        _mm512_mask_storeu_ps(q.wrapping_add(16), (seg.mask >> 16) as u16, v1);
+                    }
+                }
             }};
         }
         macro_rules! rows {
