@@ -133,29 +133,42 @@ def test_interference_stopped_when_interrupted(fixture_model, ep_library, sig):
         time.sleep(0.2)
         assert busy_processes() == []
     finally:
-        # A failure here must not leave the tool (and its busy process, a child that dies with it) running into
-        # the next test.
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        _kill_leftovers(p)
+
+
+def _kill_leftovers(p: subprocess.Popen) -> None:
+    """A failed test must not leave the tool or its busy process running into the next test."""
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    for pid in busy_processes():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def test_sigint_interrupts_even_when_inherited_ignored(fixture_model, ep_library):
-    # A shell's background job (`cmd &` without job control) starts with SIGINT ignored; the tool still stops.
-    p = subprocess.Popen([str(ROOT / "scripts/asymo-bench"), str(fixture_model), "-m", "duration", "-t", "60",
-                          "--plugin_ep_libs", f"asymo|{ep_library}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    # A shell's background job (`cmd &` without job control) starts with SIGINT ignored; the tool still stops, and
+    # so does its busy process.
+    cmd = [str(ROOT / "scripts/asymo-bench"), str(fixture_model), "-m", "duration", "-t", "60", "--interfere", "1",
+           "--plugin_ep_libs", f"asymo|{ep_library}"]
+    p = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", *cmd],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)  # past start-up, into the measurement
+        deadline = time.time() + 60
+        while not busy_processes() and time.time() < deadline:
+            time.sleep(0.1)
+        assert busy_processes(), "interference never started"
+        time.sleep(0.3)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 130, err
         assert "interrupted" in err
+        time.sleep(0.2)
+        assert busy_processes() == []
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        _kill_leftovers(p)
 
 
 def test_energy_needs_a_meter_and_reads_rapl(fixture_model, ep_library, tmp_path):

@@ -167,19 +167,20 @@ pub fn tile_info_for(isa: Isa) -> TileInfo {
 }
 
 /// Blocking sizes from cache sizes (the usual BLIS analysis, with floors and caps so odd sysfs values stay safe):
-/// the `kc × nr` B micro-panel fills L1 (up to 384 steps), the `mc × kc` A block half of L2, and a B block packed
+/// the `kc × nr` B micro-panel fills L1 (up to 512 steps), the `mc × kc` A block half of L2, and a B block packed
 /// per pass (`kc × nc`) the other half of L2, so it is still there when the micro-kernel reads it back.
 ///
 /// Why all of L1 and not the textbook half: the A micro-panels stream from L2 under the kernel's prefetches either
 /// way, and a longer pass amortizes the tile's C loads, stores and prefetches over more steps. On Zen 5
 /// (48 KB L1, AVX-512 12×32) kc 384 instead of 192 ran the driver's square SGEMMs 1.02–1.10× and ResNet-50's
-/// convolutions 1.00–1.12× faster (`examples/kernel_bench`, best of 3); the AVX2 tier (6×16) already had 384 and
-/// measured the same at 512 or 768, hence the cap. The channel-vectorized convolution is the exception (`kc_t`,
+/// convolutions 1.00–1.12× faster (`examples/kernel_bench`, best of 3); the AVX2 tier (6×16, 384 → 512 here)
+/// measured the same at 384, 512 and 768; the cap keeps the NEON and portable tiers at their earlier 512 (a
+/// longer pass was never measured there). The channel-vectorized convolution is the exception (`kc_t`,
 /// the textbook half): its weight micro-panel comes cold from memory and is reused by every pixel panel of the
 /// block, next to the window rows — with 384 steps ResNet-50 ran 3 % slower on one core, with 192 1 % faster.
 pub(crate) fn blocking(isa: Isa, mr: usize, nr: usize, caches: &CacheSizes) -> TileInfo {
-    let kc = (caches.l1d / (nr * 4)).clamp(64, 384) / 16 * 16;
-    let kc_t = (caches.l1d / 2 / (nr * 4)).clamp(64, 384) / 16 * 16;
+    let kc = (caches.l1d / (nr * 4)).clamp(64, 512) / 16 * 16;
+    let kc_t = (caches.l1d / 2 / (nr * 4)).clamp(64, 512) / 16 * 16;
     let mc = ((caches.l2 / 2 / (kc * 4)).clamp(mr, 960) / mr * mr).max(mr);
     let nc = ((caches.l2 / 2).min(caches.l3 / 4) / (kc * 4)).clamp(nr, 4096) / nr * nr;
     TileInfo { isa, mr, nr, kc, kc_t, mc, nc }
@@ -208,7 +209,7 @@ mod tests {
         ] {
             for (mr, nr) in [(6, 16), (12, 32), (8, 12), (4, 8)] {
                 let t = blocking(Isa::Generic, mr, nr, &caches);
-                assert!(t.kc >= 64 && t.kc <= 384 && t.kc.is_multiple_of(16), "{t:?}");
+                assert!(t.kc >= 64 && t.kc <= 512 && t.kc.is_multiple_of(16), "{t:?}");
                 assert!(t.kc_t >= 64 && t.kc_t <= t.kc && t.kc_t.is_multiple_of(16), "{t:?}");
                 assert!(t.mc >= mr && t.mc.is_multiple_of(mr) && t.mc <= 960, "{t:?}");
                 assert!(t.nc >= nr && t.nc.is_multiple_of(nr) && t.nc <= 4096, "{t:?}");

@@ -154,7 +154,7 @@ unsafe fn avx512_dw3x3(
                 let mut a = [[init, zero, zero]; 4];
                 // Input rows oy − pt … oy − pt + 5 feed output rows oy … oy + 3 (row r through kernel row r − j).
                 for r in 0..6 {
-                    let rp = base.add(r * g.w);
+                    let rp = base.wrapping_add(r * g.w);
                     let v = [
                         _mm512_maskz_loadu_ps(k0, rp),
                         _mm512_maskz_loadu_ps(k1, rp.wrapping_add(1)),
@@ -186,7 +186,16 @@ unsafe fn avx512_dw3x3(
                 let out = y.add(oy * g.wo);
                 for st in 0..steps {
                     let (q, nm) = (16 * st, ((1u32 << (g.wo - 16 * st).min(16)) - 1) as u16);
-                    avx512_dw_four_rows(base.add(q), g.w, mask_of(st), &kv, [init, zero, lo, hi], out.add(q), g.wo, nm);
+                    avx512_dw_four_rows(
+                        base.wrapping_add(q),
+                        g.w,
+                        mask_of(st),
+                        &kv,
+                        [init, zero, lo, hi],
+                        out.add(q),
+                        g.wo,
+                        nm,
+                    );
                 }
                 oy += 4;
                 continue;
@@ -279,7 +288,7 @@ unsafe fn avx512_dw_four_rows(
         let mut a = [[init, zero, zero]; 4];
         // Input rows 0 … 5 feed output rows 0 … 3 (row r through kernel row r − j).
         for r in 0..6 {
-            let rp = base.add(r * w);
+            let rp = base.wrapping_add(r * w);
             let v = [
                 _mm512_maskz_loadu_ps(k0, rp),
                 _mm512_maskz_loadu_ps(k1, rp.wrapping_add(1)),
