@@ -119,10 +119,7 @@ def test_interference_stopped_when_interrupted(fixture_model, ep_library, sig):
                           "--interfere", "1", "--plugin_ep_libs", f"asymo|{ep_library}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while not busy_processes() and time.time() < deadline:
-            time.sleep(0.1)
-        assert busy_processes(), "interference never started"
+        _wait_for_busy_process()
         # (The busy process is visible as soon as it runs, which may be before asymo-bench's Popen has returned;
         # the tool holds the signals until then, and this pause makes the signal land in the measurement most of
         # the time.)
@@ -134,6 +131,13 @@ def test_interference_stopped_when_interrupted(fixture_model, ep_library, sig):
         assert busy_processes() == []
     finally:
         _kill_leftovers(p)
+
+
+def _wait_for_busy_process() -> None:
+    deadline = time.time() + 60
+    while not busy_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert busy_processes(), "interference never started"
 
 
 def _kill_leftovers(p: subprocess.Popen) -> None:
@@ -156,10 +160,7 @@ def test_sigint_interrupts_even_when_inherited_ignored(fixture_model, ep_library
     p = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", *cmd],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while not busy_processes() and time.time() < deadline:
-            time.sleep(0.1)
-        assert busy_processes(), "interference never started"
+        _wait_for_busy_process()
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)

@@ -5,6 +5,7 @@
 //! rules for SAME padding; the few cases where ORT deviates from a plain reading of the spec (dilated SAME padding is
 //! rejected; a negative leading pad when kernel < stride − 1) are left to the CPU EP at GetCapability.
 
+use super::input_or;
 use std::sync::Arc;
 
 use crate::kernels::{
@@ -410,11 +411,7 @@ impl Conv {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let x = inputs
-            .first()
-            .copied()
-            .flatten()
-            .or(self.const_x.as_ref().map(|t| t.view()))
+        let x = input_or(inputs, 0, self.const_x.as_deref())
             .ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
         let w_dyn = inputs.get(1).copied().flatten();
         let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
@@ -423,7 +420,7 @@ impl Conv {
             _ => return Err(Error::invalid_argument("Conv input W is missing")),
         };
         let s = self.shape(x.shape, w_shape)?;
-        let bias = inputs.get(2).copied().flatten().or(self.const_b.as_ref().map(|t| t.view()));
+        let bias = input_or(inputs, 2, self.const_b.as_deref());
         if let Some(b) = bias {
             if b.shape != [s.out_channels] {
                 return Err(Error::invalid_argument(format!(

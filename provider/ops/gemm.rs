@@ -1,5 +1,6 @@
 //! Gemm (opset 7, 9, 11, 13): `Y = alpha · op(A) · op(B) + beta · C`, C optional and unidirectionally broadcast.
 
+use super::input_or;
 use std::sync::Arc;
 
 use crate::kernels::{AOperand, BOperand, FusedOp, MatMut, MatRef, PackedA, PackedB};
@@ -176,7 +177,7 @@ impl Gemm {
                 self.trans_b as i32
             )));
         }
-        let c = inputs.get(2).copied().flatten().or(self.const_c.as_ref().map(|t| t.view()));
+        let c = input_or(inputs, 2, self.const_c.as_deref());
         if let Some(c) = c {
             c_view(c, m, n)?;
         }

@@ -1,5 +1,6 @@
 //! MatMul (opset 1, 9, 13): numpy `matmul` semantics — 1-D operands promoted and squeezed, batch dims broadcast.
 
+use super::input_or;
 use crate::kernels::{AOperand, BOperand, MatMut, MatRef, PackedB};
 
 use super::exec::{Executor, GemmJob};
@@ -164,11 +165,7 @@ impl MatMul {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let a = inputs
-            .first()
-            .copied()
-            .flatten()
-            .or(self.const_a.as_ref().map(|t| t.view()))
+        let a = input_or(inputs, 0, self.const_a.as_deref())
             .ok_or_else(|| Error::invalid_argument("MatMul input A is missing"))?;
         let b = inputs.get(1).copied().flatten();
         let b_shape: &[usize] = match (&self.const_b, &b) {

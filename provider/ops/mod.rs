@@ -134,6 +134,16 @@ impl Tensor {
     }
 }
 
+/// Input `i` of one Run, or `constant` (its data kept at Compile: ORT drops the fused node's copy of constant
+/// inputs, so their run-time slot is empty).
+pub(super) fn input_or<'a>(
+    inputs: &[Option<TensorView<'a>>],
+    i: usize,
+    constant: Option<&'a Tensor>,
+) -> Option<TensorView<'a>> {
+    inputs.get(i).copied().flatten().or(constant.map(Tensor::view))
+}
+
 /// Where a plan writes its output: the ORT glue allocates through the kernel context.
 pub trait OutputAlloc {
     /// Allocate output `index` with `shape` and return its (uninitialized-content) buffer.

@@ -25,6 +25,7 @@
 //! NaN: ORT's MLAS max pooling keeps or drops a NaN depending on where it falls in the window (GlobalMaxPool drops
 //! it); here max pooling always propagates it, so every output ORT makes NaN is NaN here, plus possibly others.
 
+use super::input_or;
 use crate::kernels::pool::{global_pool_nhwc, PoolGeometry, PoolKind, PoolPlan};
 
 use super::exec::{Executor, SharedOut};
@@ -296,10 +297,7 @@ impl Pool {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let x = inputs
-            .first()
-            .copied()
-            .flatten()
+        let x = input_or(inputs, 0, None)
             .ok_or_else(|| Error::invalid_argument(format!("{:?} input X is missing", self.kind)))?;
         if x.data.len() != numel(x.shape) {
             return Err(Error::invalid_argument(format!(

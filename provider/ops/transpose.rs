@@ -4,6 +4,7 @@
 //! (ORT's own Transpose runs on one thread in our sessions). Other permutations are left to the CPU EP.
 
 use super::exec::{Executor, SharedOut};
+use super::input_or;
 use super::{fmt_shape, numel, Error, NodeDesc, OutputAlloc, Result, TensorView};
 
 /// Which layout move a permutation is.
@@ -78,8 +79,7 @@ impl Transpose {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let x =
-            inputs.first().copied().flatten().ok_or_else(|| Error::invalid_argument("Transpose input is missing"))?;
+        let x = input_or(inputs, 0, None).ok_or_else(|| Error::invalid_argument("Transpose input is missing"))?;
         let s = x.shape;
         if s.len() != self.rank || x.data.len() != numel(s) {
             return Err(Error::invalid_argument(format!(
