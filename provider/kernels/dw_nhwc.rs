@@ -58,10 +58,23 @@ pub(crate) fn depthwise_nhwc_on(
     let c_out = c_in * job.multiplier;
     let taps: usize = g.kernel.iter().product();
     assert!(job.multiplier >= 1, "multiplier ≥ 1");
-    assert!(job.input.len() >= g.in_size(), "depthwise input too short");
-    assert!(job.weights_t.len() >= taps * c_out, "depthwise weights too short");
+    assert!(job.input.len() >= g.in_size(), "depthwise input: {} values, needs {}", job.input.len(), g.in_size());
+    assert!(
+        job.weights_t.len() >= taps * c_out,
+        "depthwise weights: {} values, needs {}",
+        job.weights_t.len(),
+        taps * c_out
+    );
     assert!(job.bias.is_none_or(|b| b.len() >= c_out), "depthwise bias too short");
-    assert!(out.rows == g.n() && out.cols == c_out && out.cs == 1 && out.rs >= c_out as isize, "depthwise output");
+    assert!(
+        out.rows == g.n() && out.cols == c_out && out.cs == 1 && out.rs >= c_out as isize,
+        "depthwise output {}×{} (strides {}, {}): expected {}×{c_out}, unit column stride",
+        out.rows,
+        out.cols,
+        out.rs,
+        out.cs,
+        g.n()
+    );
     assert!(pixels.end <= out.rows && channels.end <= c_out, "block outside the output");
     check_epilogue(epilogue, out.rows, out.cols);
     if pixels.is_empty() || channels.is_empty() {

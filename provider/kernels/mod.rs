@@ -206,7 +206,12 @@ impl ConvGeometry {
             ]
             .iter()
             .all(|&l| l == nd),
-            "{what}: geometry ranks differ"
+            "{what}: geometry ranks differ (kernel {nd}, in {}, out {}, strides {}, dilations {}, pads {})",
+            self.in_spatial.len(),
+            self.out_spatial.len(),
+            self.strides.len(),
+            self.dilations.len(),
+            self.pads_begin.len()
         );
         assert!(self.strides.iter().chain(&self.dilations).all(|&v| v >= 1), "{what}: strides and dilations ≥ 1");
         nd

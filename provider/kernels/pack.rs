@@ -246,7 +246,12 @@ impl Im2colNhwc<'_> {
         let pixels: usize = g.in_spatial.iter().product();
         g.checked_rank("channels-last im2col");
         assert!(pixels == 0 || self.c_off + g.channels <= self.c_stride, "NHWC im2col channel slice");
-        assert!(self.input.len() >= pixels * self.c_stride, "NHWC im2col input too short");
+        assert!(
+            self.input.len() >= pixels * self.c_stride,
+            "NHWC im2col input: {} values, needs {}",
+            self.input.len(),
+            pixels * self.c_stride
+        );
     }
 
     /// Each tap's input position relative to the window origin, per dimension (`nd` values per tap), when they

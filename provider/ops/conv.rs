@@ -436,22 +436,14 @@ impl Conv {
             return Ok(());
         }
         if self.nhwc {
-            return self.run_nhwc(&s, x.data, w_dyn, bias, &post, y, exec);
+            return self.run_nhwc(&s, x.data, w_shape, w_dyn, bias, &post, y, exec);
         }
         let g = &s.geometry;
         let group = self.attrs.group;
         let (mg, kg, p) = (s.out_channels / group, g.k(), g.n());
         let in_image = s.in_channels * g.in_spatial.iter().product::<usize>();
         let in_group = g.in_size();
-        // The depthwise kernel's general path skips taps that fall in the padding, while ORT's Conv (and our GEMM
-        // lowering) multiplies the zero padding by the weight: they differ only for ±inf/NaN weights (0·inf = NaN),
-        // which then take the GEMM lowering.
-        let nonfinite_w = match (&self.const_w, &w_dyn) {
-            (Some(w), _) => w.nonfinite,
-            (None, Some(w)) => w.data.iter().any(|v| !v.is_finite()),
-            _ => false,
-        };
-        if is_depthwise(w_shape, group) && !(nonfinite_w && reaches_padding(g)) {
+        if self.runs_depthwise(w_shape, w_dyn, g) {
             let weights: &[f32] = match (&self.const_w, &w_dyn) {
                 (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => &w.data,
                 (None, Some(w)) => w.data,
@@ -514,11 +506,28 @@ impl Conv {
 impl Conv {
     /// Channels-last: per image and group, `Y[:, group's channels] = im2col_nhwc(X) · B_g` (a plain GEMM with the
     /// pixels as rows, so C's rows are contiguous output pixels); depthwise on its own channels-last kernel.
+    /// Whether this run takes the depthwise kernels. Their general path skips taps that fall in the padding,
+    /// while ORT's Conv (and our GEMM lowering) multiplies the zero padding by the weight: they differ only for
+    /// ±inf/NaN weights (0·inf = NaN), which then take the GEMM lowering (a dynamic W is scanned only when that
+    /// can matter).
+    fn runs_depthwise(&self, w_shape: &[usize], w_dyn: Option<TensorView<'_>>, g: &ConvGeometry) -> bool {
+        if !is_depthwise(w_shape, self.attrs.group) {
+            return false;
+        }
+        !reaches_padding(g)
+            || !match (&self.const_w, w_dyn) {
+                (Some(w), _) => w.nonfinite,
+                (None, Some(w)) => w.data.iter().any(|v| !v.is_finite()),
+                (None, None) => false,
+            }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_nhwc(
         &self,
         s: &ConvShape,
         x: &[f32],
+        w_shape: &[usize],
         w_dyn: Option<TensorView<'_>>,
         bias: Option<TensorView<'_>>,
         post: &super::BoundEpilogue<'_>,
@@ -530,17 +539,7 @@ impl Conv {
         let (c, m) = (s.in_channels, s.out_channels);
         let (mg, kg, p) = (m / group, g.k(), g.n());
         let in_image = c * g.in_spatial.iter().product::<usize>();
-        let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
-            (Some(w), _) => &w.shape,
-            (None, Some(w)) => w.shape,
-            _ => unreachable!("W presence checked by run"),
-        };
-        let nonfinite_w = match (&self.const_w, &w_dyn) {
-            (Some(w), _) => w.nonfinite,
-            (None, Some(w)) => w.data.iter().any(|v| !v.is_finite()),
-            _ => false,
-        };
-        if is_depthwise(w_shape, group) && !(nonfinite_w && reaches_padding(g)) {
+        if self.runs_depthwise(w_shape, w_dyn, g) {
             let dyn_wt;
             let wt: &[f32] = match &self.const_w {
                 Some(ConstW { prepared: Prepared::DepthwiseNhwc { wt, .. }, .. }) => wt,

@@ -248,7 +248,7 @@ pub fn is_standalone(op_type: &str) -> bool {
 
 /// The pooling ops we claim (only with the channels-last layout preferred: see `pool.rs`).
 pub fn is_pool(op_type: &str) -> bool {
-    matches!(op_type, "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool")
+    pool::Kind::parse(op_type).is_some()
 }
 
 impl OpPlan {

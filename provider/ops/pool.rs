@@ -35,7 +35,7 @@ use super::{fmt_shape, numel, AutoPad, Error, NodeDesc, OutputAlloc, Result, Ten
 /// The op, named after its ONNX op type.
 #[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     MaxPool,
     AveragePool,
     GlobalMaxPool,
@@ -43,7 +43,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn parse(op_type: &str) -> Option<Self> {
+    pub(super) fn parse(op_type: &str) -> Option<Self> {
         match op_type {
             "MaxPool" => Some(Kind::MaxPool),
             "AveragePool" => Some(Kind::AveragePool),
@@ -126,8 +126,11 @@ fn read_window(node: &NodeDesc, kind: Kind) -> std::result::Result<Window, Strin
     if dilated && v < min_dilated {
         return Err(format!("dilations in {:?}-{v} (introduced in {min_dilated}) are left to the CPU EP", kind));
     }
-    if kind == Kind::MaxPool && !matches!(int("storage_order", 0)?, 0 | 1) {
-        return Err("storage_order must be 0 or 1".into());
+    if kind == Kind::MaxPool {
+        let order = int("storage_order", 0)?;
+        if !matches!(order, 0 | 1) {
+            return Err(format!("storage_order must be 0 or 1, got {order}"));
+        }
     }
     let avg = if int("count_include_pad", 0)? == 0 {
         PoolKind::AvgExcludePad
@@ -333,7 +336,7 @@ impl Pool {
         let (in_image, out_image) = (g.in_pixels() * c, g.out_pixels() * c);
         let batch = x.shape[0];
         let y_ptr = SharedOut::new(y);
-        let global = matches!(self.kind, Kind::GlobalMaxPool | Kind::GlobalAveragePool);
+        let global = self.kind.is_global();
         // Global pools split channels (one output pixel), windowed ones output pixels.
         let (rows, cols, taps) = if global { (c, 1, g.in_pixels()) } else { (g.out_pixels(), c, g.kernel_taps()) };
         // The windowed pool's tap tables, once per run for all its tasks.

@@ -81,12 +81,15 @@ impl Transpose {
     ) -> Result<()> {
         let x = input_or(inputs, 0, None).ok_or_else(|| Error::invalid_argument("Transpose input is missing"))?;
         let s = x.shape;
-        if s.len() != self.rank || x.data.len() != numel(s) {
+        if s.len() != self.rank {
+            return Err(Error::invalid_argument(format!("Transpose X {}: expected rank {}", fmt_shape(s), self.rank)));
+        }
+        if x.data.len() != numel(s) {
             return Err(Error::invalid_argument(format!(
-                "Transpose X {} ({} values): expected rank {}",
+                "Transpose X {} holds {} values, its shape {}",
                 fmt_shape(s),
                 x.data.len(),
-                self.rank
+                numel(s)
             )));
         }
         let r = self.rank;

@@ -252,9 +252,16 @@ impl Ep {
             let main_index = descs
                 .iter()
                 .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv") || is_standalone(&d.op_type))
-                .ok_or_else(|| Error::fail(format!("fused node '{fused_name}' holds no MatMul, Gemm, Conv or pool")))?;
+                .ok_or_else(|| {
+                    Error::fail(format!(
+                        "fused node '{fused_name}' holds no MatMul, Gemm, Conv, pool or layout Transpose"
+                    ))
+                })?;
             if main_index != 0 {
-                return Err(Error::fail(format!("fused node '{fused_name}': the chain does not start at its GEMM")));
+                return Err(Error::fail(format!(
+                    "fused node '{fused_name}': the chain starts at a {}, not at its {}",
+                    descs[0].op_type, descs[main_index].op_type
+                )));
             }
             let chain = descs.split_off(1);
             let desc = descs.pop().expect("main node");
