@@ -29,8 +29,8 @@ CPU_EP = "CPUExecutionProvider"
 REGISTRATION_NAME = "asymo"
 OPTION_PREFIX = "ep.asymoexecutionprovider."
 HEAVY_OPS = ("MatMul", "Gemm", "Conv")
-# Op types besides HEAVY_OPS that our EP may legitimately claim: fused epilogues, and pooling and layout-moving
-# Transposes in channels-last models (layout=nhwc). Everything else must stay on the CPU EP.
+# Op types besides HEAVY_OPS that our EP may legitimately claim: fused epilogues, pooling, and the layout-moving
+# Transposes of channels-last models (layout=nhwc). Everything else must stay on the CPU EP.
 EP_EXTRA_OPS: frozenset = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Mul",
                                      "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Transpose"})
 

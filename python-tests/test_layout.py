@@ -1,6 +1,7 @@
 """The channels-last layout (`layout=nhwc`): ORT's layout transformer moves the Conv and pooling nodes we claim into
 domain com.ms.internal.nhwc and inserts Transposes where channels-last values meet channels-first ones. Every Conv
-case of the single-node matrix, the pooling ops and small multi-node models must still agree with the CPU EP."""
+case of the single-node matrix, the pooling ops and small multi-node models must still agree with the CPU EP. The
+pooling ops are also claimed with the default channels-first layout and must agree there too."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def test_pool_channels_last(asymo, op, attrs, shape, opset, relu):
 
 def test_boundary_transposes_are_ours_with_channels_last(asymo):
     """With layout=nhwc the Transposes ORT inserts at the channels-last boundary run on our EP; the default
-    (nchw) leaves pools to the CPU EP and inserts none."""
+    (nchw) claims the pool as it is and inserts none."""
     rng = np.random.default_rng(5)
     c = 16
     w = helper.make_tensor("w", TensorProto.FLOAT, [c, 1, 3, 3], rng.standard_normal(c * 9).astype(np.float32))
@@ -84,17 +85,20 @@ def test_boundary_transposes_are_ours_with_channels_last(asymo):
         assert "MaxPool" in ours and "Transpose" in ours, result.assignment
     result = harness.compare(m, {"x": x})
     if not harness.cpu_only():
-        assert "MaxPool" not in [t for _, t in result.assignment.get(harness.EP_NAME, [])], result.assignment
+        ours = [t for _, t in result.assignment.get(harness.EP_NAME, [])]
+        assert "MaxPool" in ours and "Transpose" not in ours, result.assignment
 
 
-def test_pools_stay_on_cpu_with_channels_first(asymo):
-    """Pooling is only claimed when ORT converts it (layout=nhwc); the default leaves it to the CPU EP."""
-    op, attrs, shape, opset = POOLS[0]
+@pytest.mark.parametrize("op,attrs,shape,opset", POOLS, ids=[f"{p[0]}{i}" for i, p in enumerate(POOLS)])
+def test_pool_channels_first(asymo, op, attrs, shape, opset):
+    """The default layout claims pooling in its ONNX form (no ORT reorders around it between our Convs)."""
     model = pool_model(op, attrs, shape, opset)
     x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     result = harness.compare(model, {"x": x})
     if not harness.cpu_only():
-        assert "MaxPool" not in [t for _, t in result.assignment.get(harness.EP_NAME, [])], result.assignment
+        ours = [t for _, t in result.assignment.get(harness.EP_NAME, [])]
+        assert op in ours and "Conv" in ours, result.assignment
+        assert not [n for nodes in result.assignment.values() for n in nodes if n[1].startswith("Reorder")]
 
 
 def test_residual_block_channels_last(asymo):
@@ -123,3 +127,52 @@ def test_residual_block_channels_last(asymo):
     for hw in [(17, 19), (8, 8)]:
         x = rng.standard_normal((2, 3) + hw).astype(np.float32)
         harness.compare(m, {"x": x}, options=NHWC)
+
+
+def _random_pool(rng):
+    """A seeded random pooling node ORT accepts: rank 1–3, kernel/stride/dilation/pads, ceil_mode, auto_pad,
+    count_include_pad, opsets whose kernels read them."""
+    op = rng.choice(["MaxPool", "AveragePool"])
+    nd = int(rng.integers(1, 4))
+    k = [int(v) for v in rng.integers(1, 5, nd)]
+    s = [int(v) for v in rng.integers(1, 4, nd)]
+    attrs = {"kernel_shape": k, "strides": s}
+    opset = int(rng.choice([11, 12, 17, 19, 22] if op == "AveragePool" else [8, 10, 12, 22]))
+    if (op == "MaxPool" and opset >= 10) or (op == "AveragePool" and opset >= 19):
+        if rng.random() < 0.4:
+            attrs["dilations"] = [int(v) for v in rng.integers(1, 3, nd)]
+    if opset >= 10 and rng.random() < 0.3:
+        attrs["ceil_mode"] = 1
+    if op == "AveragePool" and rng.random() < 0.5:
+        attrs["count_include_pad"] = 1
+    if rng.random() < 0.2 and all(ki >= si for ki, si in zip(k, s)):
+        attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+    else:
+        attrs["pads"] = [int(rng.integers(0, ki)) for ki in k] + [int(rng.integers(0, ki)) for ki in k]
+    c = int(rng.integers(1, 20))
+    spatial = [int(v) for v in rng.integers(1, 30 if nd < 3 else 10, nd)]
+    return op, attrs, (int(rng.integers(1, 3)), c) + tuple(spatial), opset
+
+
+def test_random_pools_channels_first(asymo):
+    """60 seeded random pooling nodes on the default layout (X straight from the graph input) against the CPU EP;
+    a node ORT itself rejects is skipped."""
+    rng = np.random.default_rng(2026)
+    checked = 0
+    for i in range(60):
+        op, attrs, shape, opset = _random_pool(rng)
+        node = helper.make_node(op, ["x"], ["y"], name="pool", **attrs)
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        x = rng.standard_normal(shape).astype(np.float32)
+        try:
+            harness.run(harness.make_session(m, "cpu"), {"x": x})
+        except Exception:  # ORT rejects the combination (e.g. an output size below 1)
+            continue
+        result = harness.compare(m, {"x": x})
+        checked += 1
+        if not harness.cpu_only() and i < 10:
+            assert op in [t for _, t in result.assignment.get(harness.EP_NAME, [])], (op, attrs, result.assignment)
+    assert checked >= 30, checked

@@ -155,6 +155,11 @@ impl Scratch {
     pub(crate) fn pool_taps(&mut self) -> &mut Vec<usize> {
         &mut self.dw_offs
     }
+
+    /// A channels-first pooling line's input rows and the row they reduce into.
+    pub(crate) fn pool_rows(&mut self) -> (&mut Vec<usize>, &mut AlignedBuf) {
+        (&mut self.dw_offs, &mut self.v0)
+    }
 }
 
 /// Pack `A[i0 .. i0+m, p0 .. p0+kc]` into MR-row panels at `dst` (zero-padding the last panel).

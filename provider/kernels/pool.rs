@@ -1,11 +1,17 @@
-//! Pooling in the NHWC layout (no ORT types): windowed max / average pooling over 1–3 spatial dims, and global
-//! pooling over all pixels.
+//! Pooling (no ORT types): windowed max / average pooling over 1–3 spatial dims, and global pooling over all pixels,
+//! channels-last (NHWC) or channels-first (NCHW).
 //!
-//! An image is `Π in_spatial` pixels of `channels` contiguous floats. Every output pixel reduces the input pixels under
-//! its window; the channel dimension is the inner loop, so each tap is one contiguous row of `channels` floats and the
-//! reduction vectorizes across channels. Channels go in blocks of [`LANES`] held in a stack array across all taps of a
-//! window (registers, not the output row), then stored once. Output pixels are independent: [`pool_nhwc`] takes a
-//! range of them so callers can split an image across threads.
+//! Channels-last, an image is `Π in_spatial` pixels of `channels` contiguous floats. Every output pixel reduces the
+//! input pixels under its window; the channel dimension is the inner loop, so each tap is one contiguous row of
+//! `channels` floats and the reduction vectorizes across channels. Channels go in blocks of [`LANES`] held in a stack
+//! array across all taps of a window (registers, not the output row), then stored once. Output pixels are
+//! independent: [`pool_nhwc`] takes a range of them so callers can split an image across threads.
+//!
+//! Channels-first, each channel is its own plane and the work is split by output *lines* (one output row along the
+//! last spatial dim of one channel, [`PoolPlan::run_nchw`]). A line first reduces the input rows its windows cover
+//! along the outer dims into one row (elementwise over contiguous rows: vectorized), then reduces along that row:
+//! the outputs whose window lies wholly inside it go through the tier's [`super::arch::PoolLineFn`] (a constant
+//! stride of 1 or 2 vectorizes as shifted or interleaved loads), the few clipped at the row's ends are done one by one.
 //!
 //! The window rules (which taps count, what an average divides by) are ONNX Runtime's CPU EP rules; the ops layer
 //! (`ops/pool.rs`) computes output sizes and pads and picks the [`PoolKind`].
@@ -128,6 +134,9 @@ pub(crate) struct PoolPlan<'g> {
     tables: [Vec<DimTaps>; 3],
     in_dims: [usize; 3],
     dil: [usize; 3],
+    /// Channels-first: the outputs along the last dim whose window lies wholly inside the input row (a range; the
+    /// others are clipped by the row's ends).
+    inner: Range<usize>,
 }
 
 impl<'g> PoolPlan<'g> {
@@ -146,7 +155,134 @@ impl<'g> PoolPlan<'g> {
         });
         let in_dims = std::array::from_fn(|d| if d < lead { 1 } else { g.in_spatial[d - lead] });
         let dil = std::array::from_fn(|d| if d < lead { 1 } else { g.dilations[d - lead] });
-        PoolPlan { kind, g, tables, in_dims, dil }
+        let last = nd - 1;
+        let (k, s, pb) = (g.kernel[last], g.strides[last] as i64, g.pads_begin[last] as i64);
+        let whole = |j: usize, t: &DimTaps| t.count == k && t.first as i64 == j as i64 * s - pb;
+        let lo = tables[2].iter().enumerate().position(|(j, t)| whole(j, t)).unwrap_or(0);
+        let len = tables[2][lo..].iter().enumerate().take_while(|(j, t)| whole(lo + j, t)).count();
+        PoolPlan { kind, g, tables, in_dims, dil, inner: lo..lo + len }
+    }
+
+    /// Output lines per channel-first image: `channels × Π out_spatial[..last]`, each `out_spatial[last]` values.
+    pub(crate) fn nchw_lines(&self) -> usize {
+        self.g.channels * self.tables[0].len() * self.tables[1].len()
+    }
+
+    /// Channels-first output lines `lines` of one image (`input`: `channels × in_pixels`, `out`: `lines.len()` rows
+    /// of `out_spatial[last]` values) with the selected tier. `rows` and `row` are reusable scratch. Panics on wrong
+    /// lengths.
+    pub(crate) fn run_nchw(
+        &self,
+        input: &[f32],
+        lines: Range<usize>,
+        out: &mut [f32],
+        rows: &mut Vec<usize>,
+        row: &mut super::buf::AlignedBuf,
+    ) {
+        self.run_nchw_on(selected_isa().kernels(), input, lines, out, rows, row)
+    }
+
+    /// [`Self::run_nchw`] with the kernels of tier `ks` (a tier this host supports).
+    pub(crate) fn run_nchw_on(
+        &self,
+        ks: &super::arch::KernelSet,
+        input: &[f32],
+        lines: Range<usize>,
+        out: &mut [f32],
+        rows: &mut Vec<usize>,
+        row: &mut super::buf::AlignedBuf,
+    ) {
+        assert!(ks.isa.is_supported(), "tier {} is not supported here", ks.isa.name());
+        // SAFETY: the tier's features are present (asserted); the body checks its own slice lengths.
+        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, row) }
+    }
+
+    /// [`super::arch::PoolNchwFn`]'s body: the whole line loop, compiled with the tier's features so the row
+    /// reductions inline into it (per-line overhead matters: a 13-wide line is ~40 vector operations).
+    #[inline(always)]
+    pub(crate) fn nchw_body(
+        &self,
+        input: &[f32],
+        lines: Range<usize>,
+        out: &mut [f32],
+        rows: &mut Vec<usize>,
+        row: &mut super::buf::AlignedBuf,
+    ) {
+        let (kind, g, tables, dil) = (self.kind, self.g, &self.tables, &self.dil);
+        let (o0, o1, o2) = (tables[0].len(), tables[1].len(), tables[2].len());
+        let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
+        let plane = g.in_pixels();
+        assert!(lines.end <= self.nchw_lines(), "line range {lines:?} beyond {} lines", self.nchw_lines());
+        assert_eq!(input.len(), g.channels * plane, "pool input length");
+        assert_eq!(out.len(), lines.len() * o2, "pool output length");
+        if o2 == 0 {
+            return;
+        }
+        let max = kind == PoolKind::Max;
+        let empty = if max { f32::MIN } else { 0.0 };
+        let full_kernel: usize = g.kernel.iter().product();
+        let (k2, s2, d2) = (g.kernel[g.kernel.len() - 1], g.strides[g.strides.len() - 1], dil[2]);
+        for (l, out_line) in lines.zip(out.chunks_exact_mut(o2)) {
+            let (ch, a, b) = (l / (o0 * o1), l / o1 % o0, l % o1);
+            let (t0, t1) = (tables[0][a], tables[1][b]);
+            let image = &input[ch * plane..(ch + 1) * plane];
+            rows.clear();
+            for ia in 0..t0.count {
+                let y0 = t0.first + ia * dil[0];
+                rows.extend((0..t1.count).map(|ib| y0 * i1 + t1.first + ib * dil[1]));
+            }
+            // The line's input row: the only one, or the outer taps' rows reduced into scratch.
+            let src: &[f32] = match rows.as_slice() {
+                [] => {
+                    out_line.fill(empty);
+                    continue;
+                }
+                [r] => &image[r * i2..(r + 1) * i2],
+                _ => {
+                    let buf = row.get(i2);
+                    // SAFETY: `image` holds `i1 · i0` rows of `i2` floats and every entry of `rows` is one of them;
+                    // `buf` is writable for `i2` floats and distinct from `image`.
+                    unsafe { reduce_body(image.as_ptr(), image.len(), i2, rows, buf.as_mut_ptr(), max) };
+                    buf
+                }
+            };
+            let inner = self.inner.clone();
+            if !inner.is_empty() {
+                let first = tables[2][inner.start].first;
+                assert!(first + (inner.len() - 1) * s2 + (k2 - 1) * d2 < src.len(), "pool window beyond the row");
+                // SAFETY: the last tap read (asserted above) is inside `src`; `out_line[inner]` is writable and
+                // distinct from `src` (scratch or the input).
+                unsafe { line_body(src[first..].as_ptr(), inner.len(), k2, s2, d2, out_line[inner].as_mut_ptr(), max) };
+            }
+            for j in (0..self.inner.start).chain(self.inner.end..o2) {
+                let t2 = tables[2][j];
+                out_line[j] = match (0..t2.count).map(|e| src[t2.first + e * d2]).reduce(|acc, x| {
+                    if max {
+                        max_nan(acc, x)
+                    } else {
+                        acc + x
+                    }
+                }) {
+                    Some(v) => v,
+                    None => empty,
+                };
+            }
+            if !max {
+                for (j, v) in out_line.iter_mut().enumerate() {
+                    let t2 = tables[2][j];
+                    if t2.count == 0 {
+                        continue;
+                    }
+                    let divisor = match kind {
+                        PoolKind::AvgExcludePad => rows.len() * t2.count,
+                        PoolKind::AvgIncludePad => full_kernel,
+                        _ => t0.factor * t1.factor * t2.factor,
+                    };
+                    // Divide (not multiply by the reciprocal) to round like ORT.
+                    *v /= divisor as f32;
+                }
+            }
+        }
     }
 
     /// Output pixels `pixels` as [`pool_nhwc`]; `taps` is reusable scratch.
@@ -228,6 +364,107 @@ pub(crate) unsafe fn reduce_body(input: *const f32, len: usize, c: usize, taps: 
     }
 }
 
+/// Channels-first pooling along one row: `out[j] = max` (or sum) of `src[j·stride + e·dil]` over `e < k`, every
+/// `j < n`.
+///
+/// # Safety
+/// `src` readable at every such index (`n ≥ 1`, `k ≥ 1`), `out` writable for `n` floats and not overlapping `src`.
+#[inline(always)]
+unsafe fn line_body(src: *const f32, n: usize, k: usize, stride: usize, dil: usize, out: *mut f32, max: bool) {
+    let len = (n - 1) * stride + (k - 1) * dil + 1;
+    // SAFETY: the caller's contract: `src` readable for every tap (the last is `len − 1`), `out` for `n`, disjoint.
+    let (src, out) = unsafe { (std::slice::from_raw_parts(src, len), std::slice::from_raw_parts_mut(out, n)) };
+    // Common windows (2 or 3 taps, undilated, stride 1 or 2) with every constant known: one vectorized pass, each
+    // output stored once.
+    match (k, stride, dil, max) {
+        (2, 1, 1, true) => return line_fixed::<2, 1>(src, out, max_nan),
+        (2, 2, 1, true) => return line_fixed::<2, 2>(src, out, max_nan),
+        (3, 1, 1, true) => return line_fixed::<3, 1>(src, out, max_nan),
+        (3, 2, 1, true) => return line_fixed::<3, 2>(src, out, max_nan),
+        (2, 1, 1, false) => return line_fixed::<2, 1>(src, out, |a, x| a + x),
+        (2, 2, 1, false) => return line_fixed::<2, 2>(src, out, |a, x| a + x),
+        (3, 1, 1, false) => return line_fixed::<3, 1>(src, out, |a, x| a + x),
+        (3, 2, 1, false) => return line_fixed::<3, 2>(src, out, |a, x| a + x),
+        _ => {}
+    }
+    // A constant stride lets the loops below vectorize (shifted or interleaved loads).
+    match (stride, max) {
+        (1, true) => line_taps::<1>(src, 1, k, dil, out, max_nan),
+        (2, true) => line_taps::<2>(src, 2, k, dil, out, max_nan),
+        (_, true) => line_taps::<0>(src, stride, k, dil, out, max_nan),
+        (1, false) => line_taps::<1>(src, 1, k, dil, out, |a, x| a + x),
+        (2, false) => line_taps::<2>(src, 2, k, dil, out, |a, x| a + x),
+        (_, false) => line_taps::<0>(src, stride, k, dil, out, |a, x| a + x),
+    }
+}
+
+/// Channels computed together by the narrow blocks of [`reduce_taps`]: one AVX-512 vector.
+const BLOCK: usize = 16;
+
+/// `out[j] = f(...f(src[j·S], src[j·S + 1])..., src[j·S + K − 1])`: the taps of one output reduced in registers and
+/// stored once (the loop vectorizes across outputs with wide loads and shuffles).
+#[inline(always)]
+fn line_fixed<const K: usize, const S: usize>(src: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    let n = out.len();
+    assert!(n > 0 && (n - 1) * S + K <= src.len(), "pool line: taps beyond the row");
+    for (j, o) in out.iter_mut().enumerate() {
+        // SAFETY: j·S + e ≤ (n − 1)·S + K − 1 < src.len() (asserted).
+        let tap = |e: usize| unsafe { *src.get_unchecked(j * S + e) };
+        let mut acc = tap(0);
+        for e in 1..K {
+            acc = f(acc, tap(e));
+        }
+        *o = acc;
+    }
+}
+
+/// `out[j] = f(...f(src[j·s], src[j·s + dil])..., src[j·s + (k−1)·dil])`, `s` = `S` when non-zero, else `stride`.
+/// One pass over the outputs per tap: each pass is a plain loop that a constant `S` lets the compiler vectorize
+/// (shifted loads for 1, wide loads and a deinterleaving shuffle for 2).
+#[inline(always)]
+fn line_taps<const S: usize>(
+    src: &[f32],
+    stride: usize,
+    k: usize,
+    dil: usize,
+    out: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    let s = if S == 0 { stride } else { S };
+    let n = out.len();
+    assert!(n > 0 && k > 0 && (n - 1) * s + (k - 1) * dil < src.len(), "pool line: taps beyond the row");
+    for (j, o) in out.iter_mut().enumerate() {
+        // SAFETY: j·s ≤ (n − 1)·s < src.len() (asserted).
+        *o = unsafe { *src.get_unchecked(j * s) };
+    }
+    for e in 1..k {
+        let off = e * dil;
+        for (j, o) in out.iter_mut().enumerate() {
+            // SAFETY: j·s + e·dil ≤ (n − 1)·s + (k − 1)·dil < src.len() (asserted).
+            *o = f(*o, unsafe { *src.get_unchecked(j * s + off) });
+        }
+    }
+}
+
+/// Global pooling of channel-first planes: `out[i]` = max or mean of `input[i·plane .. (i + 1)·plane]`.
+pub(crate) fn global_pool_nchw(max: bool, input: &[f32], plane: usize, out: &mut [f32]) {
+    assert!(plane > 0 && input.len() == plane * out.len(), "global pool input length");
+    for (o, p) in out.iter_mut().zip(input.chunks_exact(plane)) {
+        // Partial results in a block of lanes (vectorized), folded at the end; each starts at f's identity.
+        const B: usize = 16;
+        let f = |a: f32, x: f32| if max { max_nan(a, x) } else { a + x };
+        let mut acc = [if max { f32::NEG_INFINITY } else { 0.0 }; B];
+        let mut blocks = p.chunks_exact(B);
+        for b in &mut blocks {
+            for (a, &x) in acc.iter_mut().zip(b) {
+                *a = f(*a, x);
+            }
+        }
+        let v = acc.iter().chain(blocks.remainder()).copied().reduce(f).expect("non-empty block");
+        *o = if max { v } else { v / plane as f32 };
+    }
+}
+
 /// `out[ch] = f(...f(in[taps[0]][ch], in[taps[1]][ch])..., in[taps[last]][ch])` over all channels (`taps` non-empty;
 /// each tap is a pixel index). Blocks of [`LANES`] channels accumulate in a stack array across all taps.
 #[inline(always)]
@@ -245,13 +482,27 @@ fn reduce_taps(input: &[f32], c: usize, taps: &[usize], out: &mut [f32], f: impl
         out[c0..c0 + LANES].copy_from_slice(&acc);
         c0 += LANES;
     }
-    if c0 < c {
-        let tail = &mut out[c0..c];
-        tail.copy_from_slice(&input[first * c + c0..first * c + c]);
-        for &t in rest {
-            for (a, &x) in tail.iter_mut().zip(&input[t * c + c0..t * c + c]) {
-                *a = f(*a, x);
+    if c0 < c && c >= BLOCK {
+        // Blocks of BLOCK channels, the last overlapping the one before (its channels are recomputed, not
+        // accumulated, so the overlap is harmless).
+        loop {
+            let b = c0.min(c - BLOCK);
+            let mut acc: [f32; BLOCK] = input[first * c + b..][..BLOCK].try_into().expect("BLOCK slice");
+            for &t in rest {
+                let row: &[f32; BLOCK] = input[t * c + b..][..BLOCK].try_into().expect("BLOCK slice");
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a = f(*a, x);
+                }
             }
+            out[b..b + BLOCK].copy_from_slice(&acc);
+            if b == c - BLOCK {
+                break;
+            }
+            c0 += BLOCK;
+        }
+    } else {
+        for (ch, o) in out.iter_mut().enumerate().skip(c0) {
+            *o = rest.iter().fold(input[first * c + ch], |acc, &t| f(acc, input[t * c + ch]));
         }
     }
 }
@@ -357,6 +608,76 @@ mod tests {
                 pool_nhwc(kind, &g, &x, r.clone(), &mut parts[r.start * c..r.end * c]);
             }
             assert_eq!(whole, parts, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn channels_first_lines_agree_with_channels_last() {
+        // 1-D to 3-D, dilations, pads, strides 1–3, ceil-mode-like overhang (pads_end past the input): every line
+        // range split against the channels-last result of the same geometry.
+        let cases = [
+            geom(5, &[4, 5, 6], &[3, 3, 4], &[2, 3, 2], &[1, 2, 2], &[2, 1, 1], &[1, 1, 0], &[0, 1, 1]),
+            geom(3, &[11, 13], &[5, 6], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0]),
+            geom(4, &[9, 10], &[9, 10], &[3, 3], &[1, 1], &[1, 1], &[1, 1], &[1, 1]),
+            geom(2, &[7, 23], &[3, 8], &[2, 3], &[3, 3], &[2, 2], &[1, 2], &[1, 2]),
+            geom(3, &[17], &[9], &[4], &[2], &[1], &[2], &[3]),
+            geom(2, &[3, 2], &[2, 1], &[5, 5], &[2, 2], &[1, 1], &[2, 2], &[2, 2]),
+            geom(2, &[2], &[1], &[2], &[1], &[3], &[1], &[1]),
+        ];
+        for g in &cases {
+            let c = g.channels;
+            let (ip, op) = (g.in_pixels(), g.out_pixels());
+            let mut x: Vec<f32> = (0..ip * c).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
+            x[ip / 2] = f32::NAN;
+            let x_last: Vec<f32> = (0..ip * c).map(|i| x[(i % c) * ip + i / c]).collect();
+            for kind in
+                [PoolKind::Max, PoolKind::AvgExcludePad, PoolKind::AvgIncludePad, PoolKind::AvgIncludePadClipped]
+            {
+                let plan = PoolPlan::new(kind, g);
+                let mut want = vec![0.0; op * c];
+                plan.run(&x_last, 0..op, &mut want, &mut Vec::new());
+                let lines = plan.nchw_lines();
+                let o2 = *g.out_spatial.last().unwrap();
+                for isa in crate::kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+                    let mut got = vec![f32::INFINITY; op * c];
+                    let (mut rows, mut row) = (Vec::new(), crate::kernels::buf::AlignedBuf::default());
+                    for r in [0..1.min(lines), 1.min(lines)..lines / 2, lines / 2..lines] {
+                        let part = &mut got[r.start * o2..r.end * o2];
+                        plan.run_nchw_on(isa.kernels(), &x, r.clone(), part, &mut rows, &mut row);
+                    }
+                    for (i, &v) in got.iter().enumerate() {
+                        let w = want[(i % op) * c + i / op];
+                        let same = (v.is_nan() && w.is_nan()) || (v - w).abs() <= 1e-5 * w.abs().max(1.0);
+                        let (ch, o) = (i / op, i % op);
+                        assert!(same, "{} {kind:?} {g:?}: channel {ch} output {o}: got {v}, want {w}", isa.name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn global_pools_channels_first() {
+        for plane in [1, 15, 16, 17, 49, 100] {
+            let x: Vec<f32> = (0..3 * plane).map(|i| ((i * 31) % 97) as f32 - 40.0).collect();
+            for max in [false, true] {
+                let mut got = [0.0; 3];
+                global_pool_nchw(max, &x, plane, &mut got);
+                for (ch, g) in got.iter().enumerate() {
+                    let p = &x[ch * plane..(ch + 1) * plane];
+                    let w = if max {
+                        p.iter().copied().fold(f32::MIN, f32::max)
+                    } else {
+                        p.iter().sum::<f32>() / plane as f32
+                    };
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "plane {plane} max {max}: {g} vs {w}");
+                }
+            }
+            let mut nan = x[..plane].to_vec();
+            nan[plane - 1] = f32::NAN;
+            let mut m = [0.0];
+            global_pool_nchw(true, &nan, plane, &mut m);
+            assert!(m[0].is_nan());
         }
     }
 

@@ -891,6 +891,59 @@ fn depthwise_matches_direct_conv() {
 }
 
 #[test]
+fn pool_rows_match_reference_on_every_tier() {
+    // 1-D channels-first pools (one row per channel): every line length, window, stride and dilation the row
+    // kernels specialize on and others, with NaNs, against a naive fold.
+    use super::pool::{PoolGeometry, PoolKind, PoolPlan};
+    let mut rng = Rng::new(41);
+    for isa in tiers() {
+        let ks = isa.kernels();
+        for case in 0..300 {
+            let (n, k) = (rng.range(1, 70), rng.range(1, 5));
+            let (stride, dil) = (rng.pick(&[1, 1, 2, 2, 3]), rng.pick(&[1, 1, 2]));
+            let len = (n - 1) * stride + (k - 1) * dil + 1 + rng.range(0, stride - 1);
+            let c = rng.range(1, 3);
+            let mut src = rng.vec(len * c);
+            if case % 7 == 0 {
+                src[rng.range(0, len * c - 1)] = f32::NAN;
+            }
+            let g = PoolGeometry {
+                channels: c,
+                in_spatial: vec![len],
+                out_spatial: vec![n],
+                kernel: vec![k],
+                strides: vec![stride],
+                dilations: vec![dil],
+                pads_begin: vec![0],
+                pads_end: vec![0],
+            };
+            for kind in [PoolKind::Max, PoolKind::AvgExcludePad] {
+                let max = kind == PoolKind::Max;
+                // Sentinels past the end catch stray writes.
+                let mut out = vec![1234.5; n * c + 9];
+                let plan = PoolPlan::new(kind, &g);
+                let mut row = buf::AlignedBuf::default();
+                plan.run_nchw_on(ks, &src, 0..c, &mut out[..n * c], &mut Vec::new(), &mut row);
+                for (i, &got) in out[..n * c].iter().enumerate() {
+                    let (ch, j) = (i / n, i % n);
+                    let taps = (0..k).map(|e| src[ch * len + j * stride + e * dil]);
+                    let want =
+                        if max { taps.clone().fold(f32::MIN, f32::max) } else { taps.clone().sum::<f32>() / k as f32 };
+                    let nan = taps.clone().any(f32::is_nan);
+                    let ok = if nan { got.is_nan() } else { (got - want).abs() <= 1e-5 * want.abs().max(1.0) };
+                    assert!(
+                        ok,
+                        "{} n {n} k {k} s {stride} d {dil} {kind:?}: out {i} got {got} want {want}",
+                        isa.name()
+                    );
+                }
+                assert!(out[n * c..].iter().all(|&v| v == 1234.5), "{}: write past the output", isa.name());
+            }
+        }
+    }
+}
+
+#[test]
 fn force_isa_rejects_unsupported_tiers() {
     for i in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
         assert!(force_isa(Some(i)).is_err());

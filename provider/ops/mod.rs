@@ -246,7 +246,7 @@ pub fn is_standalone(op_type: &str) -> bool {
     is_pool(op_type) || op_type == "Transpose"
 }
 
-/// The pooling ops we claim (only with the channels-last layout preferred: see `pool.rs`).
+/// The pooling ops we claim (see `pool.rs`).
 pub fn is_pool(op_type: &str) -> bool {
     pool::Kind::parse(op_type).is_some()
 }

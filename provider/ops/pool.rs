@@ -1,9 +1,13 @@
-//! MaxPool (opset 1–22), AveragePool (7–22), GlobalMaxPool, GlobalAveragePool on float32, in the NHWC layout.
+//! MaxPool (opset 1–22), AveragePool (7–22), GlobalMaxPool, GlobalAveragePool on float32, channels-first or
+//! channels-last.
 //!
-//! The EP prefers NHWC, so ORT rewrites the pooling nodes we claim into domain `com.ms.internal.nhwc`: X is
-//! `[N, D1..Dk, C]` and Y `[N, O1..Ok, C]`, attributes keep their ONNX meaning over D1..Dk. GetCapability sees each
-//! node twice — first in ONNX form (NCHW), then converted — so [`check`] depends only on attributes, ranks and outputs;
-//! plans are only built for the NHWC form.
+//! With the default layout the nodes keep their ONNX form (X `[N, C, D1..Dk]`). Claiming them matters for speed even
+//! though they are cheap: a pooling node left to the CPU EP between our convolutions gets ORT's NCHWc treatment —
+//! a ReorderInput into and a ReorderOutput out of its blocked layout around it — which cost ResNet-50, VGG-16 and
+//! SqueezeNet several times the pooling itself (BENCHMARKS.md). With `layout=nhwc` ORT rewrites the nodes we claim
+//! into domain `com.ms.internal.nhwc`: X is `[N, D1..Dk, C]` and Y `[N, O1..Ok, C]`, attributes keep their ONNX
+//! meaning over D1..Dk. GetCapability then sees each node twice — first in ONNX form, then converted — so [`check`]
+//! depends only on attributes, ranks and outputs; a node ORT leaves in ONNX form runs channels-first.
 //!
 //! Output sizes, pads and window rules follow ONNX Runtime 1.31's CPU EP exactly (PoolAttributes, MLAS pooling and
 //! the AveragePool-19 loops), checked against ORT 1.31.1 on ~2,400 random attribute combinations and, through the
@@ -26,10 +30,9 @@
 //! it); here max pooling always propagates it, so every output ORT makes NaN is NaN here, plus possibly others.
 
 use super::input_or;
-use crate::kernels::pool::{global_pool_nhwc, PoolGeometry, PoolKind, PoolPlan};
+use crate::kernels::pool::{global_pool_nchw, global_pool_nhwc, PoolGeometry, PoolKind, PoolPlan};
 
 use super::exec::{Executor, SharedOut};
-use super::transpose::Transpose;
 use super::{fmt_shape, numel, AutoPad, Error, NodeDesc, OutputAlloc, Result, TensorView, NHWC_DOMAIN};
 
 /// The op, named after its ONNX op type.
@@ -180,14 +183,18 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A compiled pooling node (NHWC).
+/// What one channels-first output line costs beyond its taps, in taps of one output (measured on AMD Zen 5, one
+/// core: lines of 13, 27 and 55 outputs took 21, 30 and 40 ns; without it a 13-wide pool was priced at a quarter of
+/// its time and left on one core).
+const LINE_COST_TAPS: usize = 256;
+
+/// A compiled pooling node.
 #[derive(Debug)]
 pub(super) struct Pool {
     kind: Kind,
     /// Windowed pools only.
     window: Option<Window>,
-    /// X and Y channels-last; otherwise (a node ORT did not convert) X is transposed in and Y out around the
-    /// channels-last kernel — correct, not fast.
+    /// X and Y channels-last (a node ORT converted), else channels-first.
     nhwc: bool,
 }
 
@@ -202,9 +209,9 @@ impl Pool {
 
     pub(super) fn describe(&self) -> String {
         match &self.window {
-            None => format!("{:?} (NHWC)", self.kind),
+            None => format!("{:?} ({})", self.kind, self.layout_name()),
             Some(w) => format!(
-                "{:?} kernel={:?} strides={:?} dilations={:?} pads={:?} auto_pad={:?} ceil_mode={}{} (NHWC)",
+                "{:?} kernel={:?} strides={:?} dilations={:?} pads={:?} auto_pad={:?} ceil_mode={}{} ({})",
                 self.kind,
                 w.kernel,
                 w.strides,
@@ -212,22 +219,47 @@ impl Pool {
                 w.pads,
                 w.auto_pad,
                 w.ceil_mode as u8,
-                if self.kind == Kind::AveragePool { format!(", divisor {:?}", w.avg) } else { String::new() }
+                if self.kind == Kind::AveragePool { format!(", divisor {:?}", w.avg) } else { String::new() },
+                self.layout_name()
             ),
         }
     }
 
-    /// The geometry of one image of X (`[N, D.., C]`) and the output shape (`[N, O.., C]`).
+    /// `[N, C, ...]` or `[N, ..., C]` for messages.
+    fn layout_name(&self) -> &'static str {
+        if self.nhwc {
+            "[N, spatial.., C]"
+        } else {
+            "[N, C, spatial..]"
+        }
+    }
+
+    /// The shape `[N, C, spatial..]` or `[N, spatial.., C]` (by the node's layout).
+    fn shape_of(&self, n: usize, c: usize, spatial: &[usize]) -> Vec<usize> {
+        let mut s = vec![n];
+        if !self.nhwc {
+            s.push(c);
+        }
+        s.extend_from_slice(spatial);
+        if self.nhwc {
+            s.push(c);
+        }
+        s
+    }
+
+    /// The geometry of one image of X and the output shape, in the node's layout.
     fn geometry(&self, x: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
-        let bad = |what: String| Error::invalid_argument(format!("{:?} X {} (NHWC): {what}", self.kind, fmt_shape(x)));
+        let layout = self.layout_name();
+        let bad =
+            |what: String| Error::invalid_argument(format!("{:?} X {} {layout}: {what}", self.kind, fmt_shape(x)));
         let rank = x.len();
         let want = self.window.as_ref().map(|w| w.kernel.len() + 2);
         match want {
-            Some(r) if rank != r => return Err(bad(format!("expected rank {r} ([N, spatial.., C])"))),
-            None if rank < 3 => return Err(bad("expected rank ≥ 3 ([N, spatial.., C])".into())),
+            Some(r) if rank != r => return Err(bad(format!("expected rank {r}"))),
+            None if rank < 3 => return Err(bad("expected rank ≥ 3".into())),
             _ => {}
         }
-        let (n, c, spatial) = (x[0], x[rank - 1], &x[1..rank - 1]);
+        let (n, c, spatial) = if self.nhwc { (x[0], x[rank - 1], &x[1..rank - 1]) } else { (x[0], x[1], &x[2..]) };
         if n > 0 && numel(&x[1..]) == 0 {
             // As ORT: only N may be zero.
             return Err(bad("only the batch dimension may be zero".into()));
@@ -243,10 +275,7 @@ impl Pool {
                 pads_begin: vec![0],
                 pads_end: vec![0],
             };
-            let mut out = vec![n];
-            out.extend(std::iter::repeat_n(1, spatial.len()));
-            out.push(c);
-            return Ok((g, out));
+            return Ok((g, self.shape_of(n, c, &vec![1; spatial.len()])));
         };
         let nd = spatial.len();
         let (mut pads_begin, mut pads_end, mut out_spatial) = (vec![0; nd], vec![0; nd], vec![0; nd]);
@@ -278,9 +307,7 @@ impl Pool {
             pads_end[d] = tail as usize;
             out_spatial[d] = out as usize;
         }
-        let mut out_shape = vec![n];
-        out_shape.extend_from_slice(&out_spatial);
-        out_shape.push(c);
+        let out_shape = self.shape_of(n, c, &out_spatial);
         let g = PoolGeometry {
             channels: c,
             in_spatial: spatial.to_vec(),
@@ -311,22 +338,6 @@ impl Pool {
                 numel(x.shape)
             )));
         }
-        if self.nhwc {
-            return self.run_nhwc(x, out, exec);
-        }
-        if x.shape.len() < 3 {
-            return Err(Error::invalid_argument(format!("{:?} X {} needs rank ≥ 3", self.kind, fmt_shape(x.shape))));
-        }
-        // Through the layout moves ORT would have inserted (the same Transpose op).
-        let rank = x.shape.len();
-        let mut xt = TmpOut(Vec::new(), Vec::new());
-        Transpose::layout_move(true, rank).run(&[Some(x)], &mut xt, exec)?;
-        let mut yt = TmpOut(Vec::new(), Vec::new());
-        self.run_nhwc(TensorView { shape: &xt.0, data: &xt.1 }, &mut yt, exec)?;
-        Transpose::layout_move(false, rank).run(&[Some(TensorView { shape: &yt.0, data: &yt.1 })], out, exec)
-    }
-
-    fn run_nhwc(&self, x: TensorView<'_>, out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
         let (g, out_shape) = self.geometry(x.shape)?;
         let y = out.output(0, &out_shape)?;
         if y.is_empty() {
@@ -336,38 +347,44 @@ impl Pool {
         let (in_image, out_image) = (g.in_pixels() * c, g.out_pixels() * c);
         let batch = x.shape[0];
         let y_ptr = SharedOut::new(y);
-        let global = self.kind.is_global();
-        // Global pools split channels (one output pixel), windowed ones output pixels.
-        let (rows, cols, taps) = if global { (c, 1, g.in_pixels()) } else { (g.out_pixels(), c, g.kernel_taps()) };
         // The windowed pool's tap tables, once per run for all its tasks.
         let plan = match self.kind {
             Kind::MaxPool => Some(PoolPlan::new(PoolKind::Max, &g)),
             Kind::AveragePool => Some(PoolPlan::new(self.window.as_ref().expect("windowed pool").avg, &g)),
             Kind::GlobalMaxPool | Kind::GlobalAveragePool => None,
         };
+        // Tasks split rows of the output image, each `cols` values: global pools split channels (one value each);
+        // windowed ones output pixels (channels-last) or output lines along the last dim (channels-first).
+        let o_last = g.out_spatial.last().copied().unwrap_or(1);
+        let (rows, cols, taps) = match (&plan, self.nhwc) {
+            (None, _) => (c, 1, g.in_pixels()),
+            (Some(_), true) => (g.out_pixels(), c, g.kernel_taps()),
+            // A line's fixed cost (its rows, tables, two short loops) is worth ~LINE_COST_TAPS taps of depthwise work,
+            // spread over its outputs.
+            (Some(plan), false) => (plan.nchw_lines(), o_last, g.kernel_taps() + LINE_COST_TAPS / o_last.max(1)),
+        };
         let body = |n: usize, r: std::ops::Range<usize>, scratch: &mut crate::kernels::Scratch| {
             let x_img = &x.data[n * in_image..(n + 1) * in_image];
-            let (lo, len) = if global { (r.start, r.len()) } else { (r.start * c, r.len() * c) };
             // SAFETY: every (image, row range) is handed out once by split_rows, so the output slices of concurrent
             // calls are disjoint parts of `y`, which outlives this call.
-            let y_part = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(n * out_image + lo), len) };
-            match &plan {
-                Some(plan) => plan.run(x_img, r, y_part, scratch.pool_taps()),
-                None => global_pool_nhwc(self.kind == Kind::GlobalMaxPool, x_img, c, r, y_part),
+            let y_part = unsafe {
+                std::slice::from_raw_parts_mut(y_ptr.get().add(n * out_image + r.start * cols), r.len() * cols)
+            };
+            let max = self.kind == Kind::GlobalMaxPool;
+            match (&plan, self.nhwc) {
+                (Some(plan), true) => plan.run(x_img, r, y_part, scratch.pool_taps()),
+                (Some(plan), false) => {
+                    let (rows, row) = scratch.pool_rows();
+                    plan.run_nchw(x_img, r, y_part, rows, row)
+                }
+                (None, true) => global_pool_nhwc(max, x_img, c, r, y_part),
+                (None, false) => {
+                    let plane = g.in_pixels();
+                    global_pool_nchw(max, &x_img[r.start * plane..r.end * plane], plane, y_part)
+                }
             }
         };
         exec.split_rows(batch, rows, cols, taps, &body)
-    }
-}
-
-/// An output buffer for the channels-first fallback's intermediate tensors.
-struct TmpOut(Vec<usize>, Vec<f32>);
-
-impl OutputAlloc for TmpOut {
-    fn output(&mut self, _index: usize, shape: &[usize]) -> Result<&mut [f32]> {
-        self.0 = shape.to_vec();
-        self.1 = vec![0.0; numel(shape)];
-        Ok(&mut self.1)
     }
 }
 
@@ -562,13 +579,29 @@ mod tests {
         (shape, x)
     }
 
-    /// Run the plan on NCHW data (converted to NHWC and back).
+    /// Run the node on NCHW data in both layouts — channels-first directly, channels-last through conversions —
+    /// and check they agree; the channels-first result (or error).
     fn run_nchw(pool: &Pool, xs: &[usize], x: &[f32]) -> Result<(Vec<usize>, Vec<f32>)> {
+        let last = Pool { window: pool.window.clone(), nhwc: true, ..*pool };
         let (hs, h) = to_nhwc(x, xs);
         let mut out = VecOut(vec![]);
-        pool.run(&[Some(TensorView { shape: &hs, data: &h })], &mut out, &SerialExecutor)?;
-        let (ys, y) = &out.0[0];
-        Ok(to_nchw(y, ys))
+        let converted = last.run(&[Some(TensorView { shape: &hs, data: &h })], &mut out, &SerialExecutor).map(|()| {
+            let (ys, y) = &out.0[0];
+            to_nchw(y, ys)
+        });
+        let first = Pool { window: pool.window.clone(), nhwc: false, ..*pool };
+        let mut out = VecOut(vec![]);
+        let direct =
+            first.run(&[Some(TensorView { shape: xs, data: x })], &mut out, &SerialExecutor).map(|()| out.0[0].clone());
+        match (&direct, &converted) {
+            (Ok((ds, d)), Ok((cs, c))) => {
+                assert_eq!(ds, cs, "channels-first and channels-last shapes");
+                assert_same(d, c, "channels-first against channels-last");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("the layouts disagree: channels-first {direct:?}, channels-last {converted:?}"),
+        }
+        direct
     }
 
     fn assert_same(got: &[f32], want: &[f32], what: &str) {

@@ -64,11 +64,6 @@ impl Transpose {
         Ok(Transpose { mv: classify(&perm).expect("checked"), rank: perm.len() })
     }
 
-    /// The move `[N, C, D…] → [N, D…, C]` (`to_last`) or back, for tensors of rank `rank` ≥ 3.
-    pub(super) fn layout_move(to_last: bool, rank: usize) -> Transpose {
-        Transpose { mv: if to_last { Move::ToChannelsLast } else { Move::ToChannelsFirst }, rank }
-    }
-
     pub(super) fn describe(&self) -> String {
         format!("Transpose {:?} (rank {})", self.mv, self.rank)
     }

@@ -114,9 +114,9 @@ impl Ep {
                     continue;
                 }
                 let desc = describe_node(self.api, node, false)?;
-                // Pooling is computed channels-last only: claimed when ORT will convert it (NHWC preferred); the
-                // layout-moving Transposes ORT then inserts are ours too (multi-threaded).
-                if is_standalone(&desc.op_type) && self.config.layout != Layout::Nhwc {
+                // Transposes are claimed only where ORT inserts them to move values between layouts (NHWC
+                // preferred; multi-threaded here). Pooling is claimed in either layout.
+                if desc.op_type == "Transpose" && self.config.layout != Layout::Nhwc {
                     continue;
                 }
                 match check_support(&desc) {

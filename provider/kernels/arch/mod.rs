@@ -252,6 +252,19 @@ pub(crate) type DwNhwcFn = unsafe fn(
 pub(crate) type PoolReduceFn =
     unsafe fn(input: *const f32, len: usize, c: usize, taps: &[usize], out: *mut f32, max: bool);
 
+/// Channels-first pooling of a range of output lines (`PoolPlan::run_nchw`'s arguments).
+///
+/// # Safety
+/// The tier's CPU features are present.
+pub(crate) type PoolNchwFn = unsafe fn(
+    plan: &crate::kernels::pool::PoolPlan<'_>,
+    input: &[f32],
+    lines: std::ops::Range<usize>,
+    out: &mut [f32],
+    rows: &mut Vec<usize>,
+    row: &mut crate::kernels::buf::AlignedBuf,
+);
+
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
     pub(crate) isa: Isa,
@@ -277,6 +290,7 @@ pub(crate) struct KernelSet {
     pub(crate) dw3x3: Option<Dw3x3Fn>,
     pub(crate) dw_nhwc: DwNhwcFn,
     pub(crate) pool_reduce: PoolReduceFn,
+    pub(crate) pool_nchw: PoolNchwFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -372,6 +386,14 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
+        pub(crate) unsafe fn pool_nchw(
+            plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
+            rows: &mut Vec<usize>, row: &mut crate::kernels::buf::AlignedBuf,
+        ) {
+            plan.nchw_body(input, lines, out, rows, row)
+        }
+
+        $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn stride2(n: usize, src: *const f32, dst: *mut f32) {
             // SAFETY: `Stride2Fn`'s contract.
             for t in 0..n {
@@ -444,6 +466,7 @@ macro_rules! make_kernel_set {
             dw3x3: None,
             dw_nhwc: w::dw_nhwc,
             pool_reduce: w::pool_reduce,
+            pool_nchw: w::pool_nchw,
         }
     }};
 }
