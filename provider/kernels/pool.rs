@@ -137,6 +137,17 @@ pub(crate) struct PoolPlan<'g> {
     /// Channels-first: the outputs along the last dim whose window lies wholly inside the input row (a range; the
     /// others are clipped by the row's ends).
     inner: Range<usize>,
+    /// 2-D channels-first: the output rows whose windows lie wholly inside the image (else empty).
+    inner_rows: Range<usize>,
+}
+
+/// The outputs along dim `d` whose window lies wholly inside the input (a range: clipping happens only at the ends).
+fn interior(table: &[DimTaps], g: &PoolGeometry, d: usize) -> Range<usize> {
+    let (k, s, pb) = (g.kernel[d], g.strides[d] as i64, g.pads_begin[d] as i64);
+    let whole = |j: usize, t: &DimTaps| t.count == k && t.first as i64 == j as i64 * s - pb;
+    let lo = table.iter().enumerate().position(|(j, t)| whole(j, t)).unwrap_or(0);
+    let len = table[lo..].iter().enumerate().take_while(|(j, t)| whole(lo + j, t)).count();
+    lo..lo + len
 }
 
 impl<'g> PoolPlan<'g> {
@@ -155,12 +166,9 @@ impl<'g> PoolPlan<'g> {
         });
         let in_dims = std::array::from_fn(|d| if d < lead { 1 } else { g.in_spatial[d - lead] });
         let dil = std::array::from_fn(|d| if d < lead { 1 } else { g.dilations[d - lead] });
-        let last = nd - 1;
-        let (k, s, pb) = (g.kernel[last], g.strides[last] as i64, g.pads_begin[last] as i64);
-        let whole = |j: usize, t: &DimTaps| t.count == k && t.first as i64 == j as i64 * s - pb;
-        let lo = tables[2].iter().enumerate().position(|(j, t)| whole(j, t)).unwrap_or(0);
-        let len = tables[2][lo..].iter().enumerate().take_while(|(j, t)| whole(lo + j, t)).count();
-        PoolPlan { kind, g, tables, in_dims, dil, inner: lo..lo + len }
+        let inner = interior(&tables[2], g, nd - 1);
+        let inner_rows = if nd == 2 { interior(&tables[1], g, 0) } else { 0..0 };
+        PoolPlan { kind, g, tables, in_dims, dil, inner, inner_rows }
     }
 
     /// Output lines per channel-first image: `channels × Π out_spatial[..last]`, each `out_spatial[last]` values.
@@ -177,9 +185,9 @@ impl<'g> PoolPlan<'g> {
         lines: Range<usize>,
         out: &mut [f32],
         rows: &mut Vec<usize>,
-        row: &mut super::buf::AlignedBuf,
+        bufs: [&mut super::buf::AlignedBuf; 2],
     ) {
-        self.run_nchw_on(selected_isa().kernels(), input, lines, out, rows, row)
+        self.run_nchw_on(selected_isa().kernels(), input, lines, out, rows, bufs)
     }
 
     /// [`Self::run_nchw`] with the kernels of tier `ks` (a tier this host supports).
@@ -190,17 +198,149 @@ impl<'g> PoolPlan<'g> {
         lines: Range<usize>,
         out: &mut [f32],
         rows: &mut Vec<usize>,
-        row: &mut super::buf::AlignedBuf,
+        bufs: [&mut super::buf::AlignedBuf; 2],
     ) {
         assert!(ks.isa.is_supported(), "tier {} is not supported here", ks.isa.name());
         // SAFETY: the tier's features are present (asserted); the body checks its own slice lengths.
-        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, row) }
+        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, bufs) }
     }
 
-    /// [`super::arch::PoolNchwFn`]'s body: the whole line loop, compiled with the tier's features so the row
-    /// reductions inline into it (per-line overhead matters: a 13-wide line is ~40 vector operations).
+    /// [`super::arch::PoolNchwFn`]'s body, compiled with the tier's features so the row loops inline into it.
+    ///
+    /// A 2-D pool's output rows whose windows lie inside the image go in bands per channel ([`Self::band_2d`]);
+    /// every other line (1-D and 3-D pools, rows clipped by the padding) takes [`Self::lines_general`].
     #[inline(always)]
     pub(crate) fn nchw_body(
+        &self,
+        input: &[f32],
+        lines: Range<usize>,
+        out: &mut [f32],
+        rows: &mut Vec<usize>,
+        bufs: [&mut super::buf::AlignedBuf; 2],
+    ) {
+        let o2 = self.tables[2].len();
+        assert!(lines.end <= self.nchw_lines(), "line range {lines:?} beyond {} lines", self.nchw_lines());
+        assert_eq!(input.len(), self.g.channels * self.g.in_pixels(), "pool input length");
+        assert_eq!(out.len(), lines.len() * o2, "pool output length");
+        if o2 == 0 {
+            return;
+        }
+        let [h, v] = bufs;
+        let (o1, band) = (self.tables[1].len(), &self.inner_rows);
+        if band.is_empty() || self.inner.is_empty() {
+            return self.lines_general(input, lines, out, rows, h);
+        }
+        // Per channel: the lines before the band, the band, the lines after it.
+        let mut l = lines.start;
+        while l < lines.end {
+            let ch = l / o1;
+            let end = lines.end.min((ch + 1) * o1);
+            let (a, b) = (l - ch * o1, end - ch * o1);
+            let (ra, rb) = (a.clamp(band.start, band.end), b.clamp(band.start, band.end));
+            let out_at = |oh: usize| (ch * o1 + oh - lines.start) * o2;
+            let (before, rest) = out[out_at(a)..out_at(b)].split_at_mut((ra - a) * o2);
+            let (inside, after) = rest.split_at_mut((rb - ra) * o2);
+            self.lines_general(input, l..ch * o1 + ra, before, rows, h);
+            if ra < rb {
+                let plane = self.g.in_pixels();
+                self.band_2d(&input[ch * plane..(ch + 1) * plane], ra..rb, inside, [&mut *h, &mut *v]);
+            }
+            self.lines_general(input, ch * o1 + rb..end, after, rows, h);
+            l = end;
+        }
+    }
+
+    /// Output rows `oh` (all inside the image vertically) of one 2-D channel plane `image` into `out`
+    /// (`oh.len()` rows). The windows are separable: `h[p]` reduces the row taps at every input position of the band
+    /// and `v[p]` the column taps of `h`, each one long contiguous sweep however narrow the rows are; the outputs
+    /// are then `v` sampled at the window origins. Outputs clipped by the row's ends are computed directly.
+    #[inline(always)]
+    fn band_2d(&self, image: &[f32], oh: Range<usize>, out: &mut [f32], bufs: [&mut super::buf::AlignedBuf; 2]) {
+        // The reduction as a constant function, so every sweep is branch-free.
+        if self.kind == PoolKind::Max {
+            self.band_2d_with(image, oh, out, bufs, max_nan)
+        } else {
+            self.band_2d_with(image, oh, out, bufs, |a, x| a + x)
+        }
+    }
+
+    #[inline(always)]
+    fn band_2d_with(
+        &self,
+        image: &[f32],
+        oh: Range<usize>,
+        out: &mut [f32],
+        bufs: [&mut super::buf::AlignedBuf; 2],
+        f: impl Fn(f32, f32) -> f32 + Copy,
+    ) {
+        let (g, t1, t2) = (self.g, &self.tables[1], &self.tables[2]);
+        let (i2, o2) = (g.in_spatial[1], t2.len());
+        let (k1, d1) = (g.kernel[0], g.dilations[0]);
+        let (k2, s2, d2) = (g.kernel[1], g.strides[1], g.dilations[1]);
+        let max = self.kind == PoolKind::Max;
+        let full_kernel = (k1 * k2) as f32;
+        let [hb, vb] = bufs;
+        let inner = self.inner.clone();
+        let c0 = t2[inner.start].first;
+        // Chunks of output rows whose input rows span ~16 KB, so the sweeps' buffers stay in L1.
+        let chunk = (4096 / (g.strides[0] * i2).max(1)).max(1);
+        for (q0, out_rows) in out.chunks_mut(chunk * o2).enumerate() {
+            let oh0 = oh.start + q0 * chunk;
+            let n_rows = out_rows.len() / o2;
+            // Input rows r0 .. r_end hold every tap of these output rows.
+            let r0 = t1[oh0].first;
+            let r_end = t1[oh0 + n_rows - 1].first + (k1 - 1) * d1 + 1;
+            let x = &image[r0 * i2..r_end * i2];
+            let h = hb.get(x.len() - (k2 - 1) * d2);
+            sweep(h, x, k2, d2, f);
+            let v = vb.get(h.len() - (k1 - 1) * d1 * i2);
+            sweep(v, h, k1, d1 * i2, f);
+            for (q, out_line) in out_rows.chunks_exact_mut(o2).enumerate() {
+                let top = t1[oh0 + q];
+                let src = &v[(top.first - r0) * i2 + c0..][..(inner.len() - 1) * s2 + 1];
+                let dst = &mut out_line[inner.clone()];
+                match s2 {
+                    1 => dst.copy_from_slice(src),
+                    2 => sample::<2>(src, 2, dst),
+                    _ => sample::<0>(src, s2, dst),
+                }
+                if !max {
+                    for o in dst.iter_mut() {
+                        *o /= full_kernel;
+                    }
+                }
+                // Windows clipped by the row's ends: every row tap, the in-bounds column taps.
+                for j in (0..inner.start).chain(inner.end..o2) {
+                    let tj = t2[j];
+                    if tj.count == 0 {
+                        out_line[j] = if max { f32::MIN } else { 0.0 };
+                        continue;
+                    }
+                    let mut acc = image[top.first * i2 + tj.first];
+                    for a in 0..k1 {
+                        let r = (top.first + a * d1) * i2 + tj.first;
+                        for e in usize::from(a == 0)..tj.count {
+                            acc = f(acc, image[r + e * d2]);
+                        }
+                    }
+                    out_line[j] = if max {
+                        acc
+                    } else {
+                        let divisor = match self.kind {
+                            PoolKind::AvgExcludePad => k1 * tj.count,
+                            PoolKind::AvgIncludePad => k1 * k2,
+                            _ => top.factor * tj.factor,
+                        };
+                        acc / divisor as f32
+                    };
+                }
+            }
+        }
+    }
+
+    /// Output lines `lines` one by one: the line's input rows reduced into one (`row`), then reduced along it.
+    #[inline(always)]
+    fn lines_general(
         &self,
         input: &[f32],
         lines: Range<usize>,
@@ -212,12 +352,6 @@ impl<'g> PoolPlan<'g> {
         let (o0, o1, o2) = (tables[0].len(), tables[1].len(), tables[2].len());
         let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
         let plane = g.in_pixels();
-        assert!(lines.end <= self.nchw_lines(), "line range {lines:?} beyond {} lines", self.nchw_lines());
-        assert_eq!(input.len(), g.channels * plane, "pool input length");
-        assert_eq!(out.len(), lines.len() * o2, "pool output length");
-        if o2 == 0 {
-            return;
-        }
         let max = kind == PoolKind::Max;
         let empty = if max { f32::MIN } else { 0.0 };
         let full_kernel: usize = g.kernel.iter().product();
@@ -361,6 +495,52 @@ pub(crate) unsafe fn reduce_body(input: *const f32, len: usize, c: usize, taps: 
         reduce_taps(input, c, taps, out, max_nan)
     } else {
         reduce_taps(input, c, taps, out, |a, x| a + x)
+    }
+}
+
+/// `dst[p] = f(...f(src[p], src[p + step])..., src[p + (k − 1)·step])` for every `p`: one contiguous sweep (2 and 3
+/// taps in a single pass, more as one pass per tap).
+#[inline(always)]
+fn sweep(dst: &mut [f32], src: &[f32], k: usize, step: usize, f: impl Fn(f32, f32) -> f32 + Copy) {
+    // Plain index loops over slices of equal length (bounds checks fold away): iterator adapters here were left
+    // out of line by the compiler, i.e. compiled without the tier's vector features.
+    let n = dst.len();
+    let tap = |e: usize| &src[e * step..e * step + n];
+    match k {
+        1 => dst.copy_from_slice(tap(0)),
+        2 => {
+            let (a, b) = (tap(0), tap(1));
+            for p in 0..n {
+                dst[p] = f(a[p], b[p]);
+            }
+        }
+        3 => {
+            let (a, b, c) = (tap(0), tap(1), tap(2));
+            for p in 0..n {
+                dst[p] = f(f(a[p], b[p]), c[p]);
+            }
+        }
+        _ => {
+            dst.copy_from_slice(tap(0));
+            for e in 1..k {
+                let t = tap(e);
+                for p in 0..n {
+                    dst[p] = f(dst[p], t[p]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[j] = src[j·s]`, `s` = `S` when non-zero, else `stride` (a constant 2 vectorizes as wide loads and a shuffle).
+#[inline(always)]
+fn sample<const S: usize>(src: &[f32], stride: usize, dst: &mut [f32]) {
+    let s = if S == 0 { stride } else { S };
+    let n = dst.len();
+    assert!(n == 0 || (n - 1) * s < src.len(), "pool sample beyond the row");
+    for (j, d) in dst.iter_mut().enumerate() {
+        // SAFETY: j·s ≤ (n − 1)·s < src.len() (asserted).
+        *d = unsafe { *src.get_unchecked(j * s) };
     }
 }
 
@@ -640,10 +820,11 @@ mod tests {
                 let o2 = *g.out_spatial.last().unwrap();
                 for isa in crate::kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
                     let mut got = vec![f32::INFINITY; op * c];
-                    let (mut rows, mut row) = (Vec::new(), crate::kernels::buf::AlignedBuf::default());
+                    let mut rows = Vec::new();
+                    let (mut h, mut v) = Default::default();
                     for r in [0..1.min(lines), 1.min(lines)..lines / 2, lines / 2..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw_on(isa.kernels(), &x, r.clone(), part, &mut rows, &mut row);
+                        plan.run_nchw_on(isa.kernels(), &x, r.clone(), part, &mut rows, [&mut h, &mut v]);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];

@@ -262,7 +262,7 @@ pub(crate) type PoolNchwFn = unsafe fn(
     lines: std::ops::Range<usize>,
     out: &mut [f32],
     rows: &mut Vec<usize>,
-    row: &mut crate::kernels::buf::AlignedBuf,
+    bufs: [&mut crate::kernels::buf::AlignedBuf; 2],
 );
 
 /// Everything one ISA tier provides.
@@ -388,9 +388,9 @@ macro_rules! portable_wrappers {
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn pool_nchw(
             plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
-            rows: &mut Vec<usize>, row: &mut crate::kernels::buf::AlignedBuf,
+            rows: &mut Vec<usize>, bufs: [&mut crate::kernels::buf::AlignedBuf; 2],
         ) {
-            plan.nchw_body(input, lines, out, rows, row)
+            plan.nchw_body(input, lines, out, rows, bufs)
         }
 
         $(#[target_feature(enable = $feat)])?
