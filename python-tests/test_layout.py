@@ -50,6 +50,7 @@ POOLS = [
     ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}, (1, 24, 10, 10), 17),
     ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1, "count_include_pad": 1},
      (1, 3, 7, 8), 19),
+    ("MaxPool", {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}, (1, 32, 20, 20), 17),  # YOLOv5's SPPF pool
     ("GlobalAveragePool", {}, (2, 33, 7, 5), 17),
     ("GlobalMaxPool", {}, (1, 64, 6, 6), 17),
 ]

@@ -10,7 +10,7 @@
 //! Channels-first, each channel is its own plane and the work is split by output *lines* (one output row along the
 //! last spatial dim of one channel, [`PoolPlan::run_nchw`]). A line first reduces the input rows its windows cover
 //! along the outer dims into one row (elementwise over contiguous rows: vectorized), then reduces along that row:
-//! the outputs whose window lies wholly inside it go through the tier's [`super::arch::PoolLineFn`] (a constant
+//! the outputs whose window lies wholly inside it go through a loop specialized on the window (a constant
 //! stride of 1 or 2 vectorizes as shifted or interleaved loads), the few clipped at the row's ends are done one by one.
 //!
 //! The window rules (which taps count, what an average divides by) are ONNX Runtime's CPU EP rules; the ops layer
@@ -177,7 +177,7 @@ impl<'g> PoolPlan<'g> {
     }
 
     /// Channels-first output lines `lines` of one image (`input`: `channels × in_pixels`, `out`: `lines.len()` rows
-    /// of `out_spatial[last]` values) with the selected tier. `rows` and `row` are reusable scratch. Panics on wrong
+    /// of `out_spatial[last]` values) with the selected tier. `rows` and `bufs` are reusable scratch. Panics on wrong
     /// lengths.
     pub(crate) fn run_nchw(
         &self,
@@ -236,7 +236,9 @@ impl<'g> PoolPlan<'g> {
             let ch = l / o1;
             let end = lines.end.min((ch + 1) * o1);
             let (a, b) = (l - ch * o1, end - ch * o1);
-            let (ra, rb) = (a.clamp(band.start, band.end), b.clamp(band.start, band.end));
+            // The band's rows within this task's rows a..b (possibly none: a task may lie wholly before or after it).
+            let ra = band.start.clamp(a, b);
+            let rb = band.end.clamp(ra, b);
             let out_at = |oh: usize| (ch * o1 + oh - lines.start) * o2;
             let (before, rest) = out[out_at(a)..out_at(b)].split_at_mut((ra - a) * o2);
             let (inside, after) = rest.split_at_mut((rb - ra) * o2);
@@ -831,6 +833,41 @@ mod tests {
                         let same = (v.is_nan() && w.is_nan()) || (v - w).abs() <= 1e-5 * w.abs().max(1.0);
                         let (ch, o) = (i / op, i % op);
                         assert!(same, "{} {kind:?} {g:?}: channel {ch} output {o}: got {v}, want {w}", isa.name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn channels_first_split_at_every_line() {
+        // Several clipped rows on each side of the band (YOLOv5's SPPF pool is 5×5, stride 1, pads 2): a task may
+        // start or end before, inside or after the band of every channel.
+        for g in [
+            geom(2, &[7, 7], &[9, 9], &[3, 3], &[1, 1], &[1, 1], &[2, 2], &[2, 2]),
+            geom(2, &[20, 20], &[20, 20], &[5, 5], &[1, 1], &[1, 1], &[2, 2], &[2, 2]),
+            geom(2, &[9, 8], &[4, 3], &[2, 3], &[3, 3], &[2, 1], &[1, 1], &[2, 1]),
+        ] {
+            let (c, ip, op) = (g.channels, g.in_pixels(), g.out_pixels());
+            let x: Vec<f32> = (0..ip * c).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
+            let x_last: Vec<f32> = (0..ip * c).map(|i| x[(i % c) * ip + i / c]).collect();
+            for kind in
+                [PoolKind::Max, PoolKind::AvgExcludePad, PoolKind::AvgIncludePad, PoolKind::AvgIncludePadClipped]
+            {
+                let plan = PoolPlan::new(kind, &g);
+                let mut want = vec![0.0; op * c];
+                plan.run(&x_last, 0..op, &mut want, &mut Vec::new());
+                let (lines, o2) = (plan.nchw_lines(), g.out_spatial[1]);
+                for cut in 0..=lines {
+                    let mut got = vec![f32::INFINITY; op * c];
+                    let (mut rows, (mut h, mut v)) = (Vec::new(), Default::default());
+                    for r in [0..cut, cut..lines] {
+                        let part = &mut got[r.start * o2..r.end * o2];
+                        plan.run_nchw(&x, r, part, &mut rows, [&mut h, &mut v]);
+                    }
+                    for (i, &v) in got.iter().enumerate() {
+                        let w = want[(i % op) * c + i / op];
+                        assert!((v - w).abs() <= 1e-5 * w.abs().max(1.0), "{kind:?} {g:?} cut {cut}: {i}: {v} vs {w}");
                     }
                 }
             }
