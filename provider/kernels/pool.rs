@@ -8,10 +8,12 @@
 //! independent: [`pool_nhwc`] takes a range of them so callers can split an image across threads.
 //!
 //! Channels-first, each channel is its own plane and the work is split by output *lines* (one output row along the
-//! last spatial dim of one channel, [`PoolPlan::run_nchw`]). A line first reduces the input rows its windows cover
-//! along the outer dims into one row (elementwise over contiguous rows: vectorized), then reduces along that row:
-//! the outputs whose window lies wholly inside it go through a loop specialized on the window (a constant
-//! stride of 1 or 2 vectorizes as shifted or interleaved loads), the few clipped at the row's ends are done one by one.
+//! last spatial dim of one channel, [`PoolPlan::run_nchw`]). A 2-D pool's lines whose windows lie inside the image
+//! vertically go in bands: the row taps, then the column taps, as two long contiguous sweeps over the band's input
+//! rows, sampled at the window origins (rows of 13 floats cost as little per value as rows of 200). Other lines (1-D
+//! and 3-D pools, rows clipped by padding) reduce the input rows their windows cover along the outer dims into one
+//! row, then reduce along that row, with loops specialized on the common windows (a constant stride of 1 or 2
+//! vectorizes as shifted or interleaved loads). Outputs clipped at a row's ends are done one by one.
 //!
 //! The window rules (which taps count, what an average divides by) are ONNX Runtime's CPU EP rules; the ops layer
 //! (`ops/pool.rs`) computes output sizes and pads and picks the [`PoolKind`].
@@ -177,21 +179,9 @@ impl<'g> PoolPlan<'g> {
     }
 
     /// Channels-first output lines `lines` of one image (`input`: `channels × in_pixels`, `out`: `lines.len()` rows
-    /// of `out_spatial[last]` values) with the selected tier. `rows` and `bufs` are reusable scratch. Panics on wrong
-    /// lengths.
+    /// of `out_spatial[last]` values) with the kernels of tier `ks` (one this host supports). `rows` and `bufs` are
+    /// reusable scratch. Panics on wrong lengths.
     pub(crate) fn run_nchw(
-        &self,
-        input: &[f32],
-        lines: Range<usize>,
-        out: &mut [f32],
-        rows: &mut Vec<usize>,
-        bufs: [&mut super::buf::AlignedBuf; 2],
-    ) {
-        self.run_nchw_on(selected_isa().kernels(), input, lines, out, rows, bufs)
-    }
-
-    /// [`Self::run_nchw`] with the kernels of tier `ks` (a tier this host supports).
-    pub(crate) fn run_nchw_on(
         &self,
         ks: &super::arch::KernelSet,
         input: &[f32],
@@ -858,7 +848,7 @@ mod tests {
                     let (mut h, mut v) = Default::default();
                     for r in [0..1.min(lines), 1.min(lines)..lines / 2, lines / 2..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw_on(isa.kernels(), &x, r.clone(), part, &mut rows, [&mut h, &mut v]);
+                        plan.run_nchw(isa.kernels(), &x, r.clone(), part, &mut rows, [&mut h, &mut v]);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
@@ -895,7 +885,7 @@ mod tests {
                     let (mut rows, (mut h, mut v)) = (Vec::new(), Default::default());
                     for r in [0..cut, cut..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw(&x, r, part, &mut rows, [&mut h, &mut v]);
+                        plan.run_nchw(selected_isa().kernels(), &x, r, part, &mut rows, [&mut h, &mut v]);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];

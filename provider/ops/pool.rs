@@ -31,6 +31,7 @@
 
 use super::input_or;
 use crate::kernels::pool::{global_pool_nchw, global_pool_nhwc, PoolGeometry, PoolKind, PoolPlan};
+use crate::kernels::selected_isa;
 
 use super::exec::{Executor, SharedOut};
 use super::{fmt_shape, numel, AutoPad, Error, NodeDesc, OutputAlloc, Result, TensorView, NHWC_DOMAIN};
@@ -375,7 +376,7 @@ impl Pool {
                 (Some(plan), true) => plan.run(x_img, r, y_part, scratch.pool_taps()),
                 (Some(plan), false) => {
                     let (rows, row) = scratch.pool_rows();
-                    plan.run_nchw(x_img, r, y_part, rows, row)
+                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, row)
                 }
                 (None, true) => global_pool_nhwc(max, x_img, c, r, y_part),
                 (None, false) => {
