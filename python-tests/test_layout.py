@@ -26,7 +26,7 @@ def test_conv_case_channels_last(asymo, case):
 
 
 def pool_model(op, attrs, x_shape, opset=17, relu=False):
-    """conv (3×3, same) → pool → (relu): the pool sees channels-last values from our Conv."""
+    """conv (3×3, same) → pool → (relu): the pool takes our Conv's output (channels-last with layout=nhwc)."""
     c = x_shape[1]
     rng = np.random.default_rng(7)
     w = helper.make_tensor("w", TensorProto.FLOAT, [c, c, 3, 3], rng.standard_normal(c * c * 9).astype(np.float32))

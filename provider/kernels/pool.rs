@@ -25,6 +25,9 @@ use super::isa::selected_isa;
 /// Channels reduced together in one stack block (a multiple of every vector width we target).
 const LANES: usize = 64;
 
+/// Channels computed together by the narrow blocks of [`reduce_taps`]: one AVX-512 vector.
+const BLOCK: usize = 16;
+
 /// What a window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PoolKind {
@@ -39,6 +42,27 @@ pub(crate) enum PoolKind {
     /// window hanging past the end padding, as ceil_mode allows, does not count the overhang). ORT's rule for
     /// AveragePool-19+ and for ceil_mode.
     AvgIncludePadClipped,
+}
+
+impl PoolKind {
+    /// The value of a window with no tap in bounds (ORT: `lowest()` for max, 0 for average).
+    fn empty(self) -> f32 {
+        if self == PoolKind::Max {
+            f32::MIN
+        } else {
+            0.0
+        }
+    }
+
+    /// An average's divisor, from a window's in-bounds `taps`, the `full` kernel size and the product of its dims'
+    /// `clipped` factors (see the variants).
+    fn divisor(self, taps: usize, full: usize, clipped: usize) -> f32 {
+        (match self {
+            PoolKind::AvgExcludePad => taps,
+            PoolKind::AvgIncludePad => full,
+            _ => clipped,
+        }) as f32
+    }
 }
 
 /// Geometry of one image's pooling, spatial rank 1–3. Windows are clipped to the input, so any begin/end pads are
@@ -314,7 +338,7 @@ impl<'g> PoolPlan<'g> {
                 for j in (0..inner.start).chain(inner.end..o2) {
                     let tj = t2[j];
                     if tj.count == 0 {
-                        out_line[j] = if max { f32::MIN } else { 0.0 };
+                        out_line[j] = self.kind.empty();
                         continue;
                     }
                     let mut acc = image[top.first * i2 + tj.first];
@@ -324,16 +348,8 @@ impl<'g> PoolPlan<'g> {
                             acc = f(acc, image[r + e * d2]);
                         }
                     }
-                    out_line[j] = if max {
-                        acc
-                    } else {
-                        let divisor = match self.kind {
-                            PoolKind::AvgExcludePad => k1 * tj.count,
-                            PoolKind::AvgIncludePad => k1 * k2,
-                            _ => top.factor * tj.factor,
-                        };
-                        acc / divisor as f32
-                    };
+                    out_line[j] =
+                        if max { acc } else { acc / self.kind.divisor(k1 * tj.count, k1 * k2, top.factor * tj.factor) };
                 }
             }
         }
@@ -354,7 +370,7 @@ impl<'g> PoolPlan<'g> {
         let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
         let plane = g.in_pixels();
         let max = kind == PoolKind::Max;
-        let empty = if max { f32::MIN } else { 0.0 };
+        let empty = kind.empty();
         let full_kernel: usize = g.kernel.iter().product();
         let (k2, s2, d2) = (g.kernel[g.kernel.len() - 1], g.strides[g.strides.len() - 1], dil[2]);
         for (l, out_line) in lines.zip(out.chunks_exact_mut(o2)) {
@@ -408,13 +424,8 @@ impl<'g> PoolPlan<'g> {
                     if t2.count == 0 {
                         continue;
                     }
-                    let divisor = match kind {
-                        PoolKind::AvgExcludePad => rows.len() * t2.count,
-                        PoolKind::AvgIncludePad => full_kernel,
-                        _ => t0.factor * t1.factor * t2.factor,
-                    };
                     // Divide (not multiply by the reciprocal) to round like ORT.
-                    *v /= divisor as f32;
+                    *v /= kind.divisor(rows.len() * t2.count, full_kernel, t0.factor * t1.factor * t2.factor);
                 }
             }
         }
@@ -448,7 +459,7 @@ impl<'g> PoolPlan<'g> {
             }
             if taps.is_empty() {
                 // A window entirely in the padding (possible with dilations): ORT yields lowest() for max, 0 for average.
-                out_px.fill(if kind == PoolKind::Max { f32::MIN } else { 0.0 });
+                out_px.fill(kind.empty());
                 continue;
             }
             let max = kind == PoolKind::Max;
@@ -457,11 +468,7 @@ impl<'g> PoolPlan<'g> {
             match kind {
                 PoolKind::Max => {}
                 _ => {
-                    let divisor = match kind {
-                        PoolKind::AvgExcludePad => taps.len(),
-                        PoolKind::AvgIncludePad => full_kernel,
-                        _ => t0.factor * t1.factor * t2.factor,
-                    } as f32;
+                    let divisor = kind.divisor(taps.len(), full_kernel, t0.factor * t1.factor * t2.factor);
                     // Divide (not multiply by the reciprocal) to round like ORT.
                     out_px.iter_mut().for_each(|v| *v /= divisor);
                 }
@@ -597,9 +604,6 @@ unsafe fn line_body(src: *const f32, n: usize, k: usize, stride: usize, dil: usi
     }
 }
 
-/// Channels computed together by the narrow blocks of [`reduce_taps`]: one AVX-512 vector.
-const BLOCK: usize = 16;
-
 /// `out[j] = f(...f(src[j·S], src[j·S + 1])..., src[j·S + K − 1])`: the taps of one output reduced in registers and
 /// stored once (the loop vectorizes across outputs with wide loads and shuffles).
 #[inline(always)]
@@ -632,10 +636,7 @@ fn line_taps<const S: usize>(
     let s = if S == 0 { stride } else { S };
     let n = out.len();
     assert!(n > 0 && k > 0 && (n - 1) * s + (k - 1) * dil < src.len(), "pool line: taps beyond the row");
-    for (j, o) in out.iter_mut().enumerate() {
-        // SAFETY: j·s ≤ (n − 1)·s < src.len() (asserted).
-        *o = unsafe { *src.get_unchecked(j * s) };
-    }
+    sample::<S>(src, stride, out);
     for e in 1..k {
         let off = e * dil;
         for (j, o) in out.iter_mut().enumerate() {

@@ -1,4 +1,5 @@
-//! ONNX semantics of the ops we claim — MatMul, Gemm, Conv — independent of ORT's ABI.
+//! ONNX semantics of the ops we claim — MatMul, Gemm, Conv, the pools (and channels-last layout Transposes) —
+//! independent of ORT's ABI.
 //!
 //! The ORT glue describes a node as a [`NodeDesc`] (op type, attributes, declared input/output types, and at Compile
 //! the constant inputs' data). [`check_support`] decides at GetCapability time whether we compute the node exactly;

@@ -4,7 +4,7 @@
 //! With the default layout the nodes keep their ONNX form (X `[N, C, D1..Dk]`). Claiming them matters for speed even
 //! though they are cheap: a pooling node left to the CPU EP between our convolutions gets ORT's NCHWc treatment —
 //! a ReorderInput into and a ReorderOutput out of its blocked layout around it — which cost ResNet-50, VGG-16 and
-//! SqueezeNet several times the pooling itself (BENCHMARKS.md). With `layout=nhwc` ORT rewrites the nodes we claim
+//! SqueezeNet 1.6–2.2× the pooling itself (BENCHMARKS.md, seventh round). With `layout=nhwc` ORT rewrites the nodes we claim
 //! into domain `com.ms.internal.nhwc`: X is `[N, D1..Dk, C]` and Y `[N, O1..Ok, C]`, attributes keep their ONNX
 //! meaning over D1..Dk. GetCapability then sees each node twice — first in ONNX form, then converted — so [`check`]
 //! depends only on attributes, ranks and outputs; a node ORT leaves in ONNX form runs channels-first.
@@ -229,9 +229,9 @@ impl Pool {
     /// `[N, C, ...]` or `[N, ..., C]` for messages.
     fn layout_name(&self) -> &'static str {
         if self.nhwc {
-            "[N, spatial.., C]"
+            "channels-last [N, spatial.., C]"
         } else {
-            "[N, C, spatial..]"
+            "channels-first [N, C, spatial..]"
         }
     }
 
@@ -252,15 +252,17 @@ impl Pool {
     fn geometry(&self, x: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
         let layout = self.layout_name();
         let bad =
-            |what: String| Error::invalid_argument(format!("{:?} X {} {layout}: {what}", self.kind, fmt_shape(x)));
+            |what: String| Error::invalid_argument(format!("{:?} X {} ({layout}): {what}", self.kind, fmt_shape(x)));
         let rank = x.len();
         let want = self.window.as_ref().map(|w| w.kernel.len() + 2);
         match want {
-            Some(r) if rank != r => return Err(bad(format!("expected rank {r}"))),
+            Some(r) if rank != r => return Err(bad(format!("expected rank {r} ({}-D kernel_shape)", r - 2))),
             None if rank < 3 => return Err(bad("expected rank ≥ 3".into())),
             _ => {}
         }
         let (n, c, spatial) = if self.nhwc { (x[0], x[rank - 1], &x[1..rank - 1]) } else { (x[0], x[1], &x[2..]) };
+        // The tensor axis of spatial dim 0 (for messages).
+        let axis0 = if self.nhwc { 1 } else { 2 };
         if n > 0 && numel(&x[1..]) == 0 {
             // As ORT: only N may be zero.
             return Err(bad("only the batch dimension may be zero".into()));
@@ -285,7 +287,7 @@ impl Pool {
             // (needed ≥ 0 for SAME_*: check refuses a kernel smaller than its stride.)
             let (head, tail) = w.auto_pad.pads((w.pads[d] as i64, w.pads[d + nd] as i64), size, k, s);
             if head < 0 || tail < 0 {
-                return Err(bad(format!("negative pad on spatial dim {d}")));
+                return Err(bad(format!("negative pad on spatial dim {d} (axis {})", d + axis0)));
             }
             let num = size + head + tail - dil * (k - 1) - 1;
             let out = if w.ceil_mode {
@@ -300,8 +302,9 @@ impl Pool {
             };
             if out < 0 {
                 return Err(bad(format!(
-                    "spatial dim {d} of size {size} is too small for the window (kernel {k}, dilation {dil}, \
-                     stride {s}, pads {head}/{tail}): output size would be {out}"
+                    "spatial dim {d} (axis {}) of size {size} is too small for the window (kernel {k}, dilation {dil}, \
+                     stride {s}, pads {head}/{tail}): output size would be {out}",
+                    d + axis0
                 )));
             }
             pads_begin[d] = head as usize;
@@ -925,7 +928,7 @@ mod tests {
         let mut omitted = node("MaxPool", 12, NHWC_DOMAIN, vec![k(&[2])], 3);
         omitted.outputs.push(None);
         ok(&omitted);
-        // A node ORT left channels-first still computes (transposed around the channels-last kernel).
+        // A node ORT left channels-first runs channels-first.
         let pool = Pool::build(&node("MaxPool", 12, "", vec![k(&[2])], 3)).unwrap();
         let (x, mut out) = ([1.0, 5.0, 2.0, 3.0, 4.0, 0.0], VecOut(vec![]));
         pool.run(&[Some(TensorView { shape: &[1, 2, 3], data: &x })], &mut out, &SerialExecutor).unwrap();
@@ -951,5 +954,14 @@ mod tests {
         let mut out = VecOut(vec![]);
         pool.run(&[Some(TensorView { shape: &[0, 4, 4, 3], data: &[] })], &mut out, &SerialExecutor).unwrap();
         assert_eq!(out.0[0].0, vec![0, 2, 2, 3]);
+        // Channels-first: the layout is named and the axis counts N and C.
+        let pool = Pool::build(&node("MaxPool", 12, "", vec![("kernel_shape", ints(&[3, 3]))], 4)).unwrap();
+        let mut out = VecOut(vec![]);
+        let x = [0.0; 12];
+        let e =
+            pool.run(&[Some(TensorView { shape: &[1, 3, 4, 1], data: &x })], &mut out, &SerialExecutor).unwrap_err();
+        assert!(e.message.contains("channels-first") && e.message.contains("spatial dim 1 (axis 3)"), "{}", e.message);
+        let e = pool.run(&[Some(TensorView { shape: &[1, 12, 1], data: &x })], &mut out, &SerialExecutor).unwrap_err();
+        assert!(e.message.contains("expected rank 4 (2-D kernel_shape)"), "{}", e.message);
     }
 }

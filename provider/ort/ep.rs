@@ -398,7 +398,7 @@ unsafe extern "system" fn should_convert_data_layout(
 ) -> StatusPtr {
     status_of("ShouldConvertDataLayoutForOp", || {
         // SAFETY: ORT's out-pointer; -1 lets ORT decide: with NHWC preferred it converts the layout-sensitive ops
-        // we claimed (Conv), which GetCapability then claims again in their channels-last form.
+        // we claimed (Conv, the pools), which GetCapability then claims again in their channels-last form.
         unsafe { write_out(should_convert, -1, "ShouldConvertDataLayoutForOp") }
     })
 }
