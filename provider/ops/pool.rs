@@ -363,8 +363,8 @@ impl Pool {
         let (rows, cols, taps) = match (&plan, self.nhwc) {
             (None, _) => (c, 1, g.in_pixels()),
             (Some(_), true) => (g.out_pixels(), c, g.kernel_taps()),
-            // A line's fixed cost (its rows, tables, two short loops) is worth ~LINE_COST_TAPS taps of depthwise work,
-            // spread over its outputs.
+            // A line's fixed cost (table look-ups, loop set-ups, its share of a band's sweeps) is worth
+            // ~LINE_COST_TAPS taps of depthwise work, spread over its outputs.
             (Some(plan), false) => (plan.nchw_lines(), o_last, g.kernel_taps() + LINE_COST_TAPS / o_last.max(1)),
         };
         let body = |n: usize, r: std::ops::Range<usize>, scratch: &mut crate::kernels::Scratch| {
@@ -378,8 +378,8 @@ impl Pool {
             match (&plan, self.nhwc) {
                 (Some(plan), true) => plan.run(x_img, r, y_part, scratch.pool_taps()),
                 (Some(plan), false) => {
-                    let (rows, row) = scratch.pool_rows();
-                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, row)
+                    let (rows, bufs) = scratch.pool_rows();
+                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, bufs)
                 }
                 (None, true) => global_pool_nhwc(max, x_img, c, r, y_part),
                 (None, false) => {

@@ -93,13 +93,6 @@ unsafe fn neon_mmm_f32_8x12(
                 }
             }};
         }
-        store_row!(0);
-        store_row!(1);
-        store_row!(2);
-        store_row!(3);
-        store_row!(4);
-        store_row!(5);
-        store_row!(6);
-        store_row!(7);
+        super::each_row!(store_row: 0 1 2 3 4 5 6 7);
     }
 }

@@ -151,26 +151,9 @@ unsafe fn avx512_dw3x3(
                 // 12 independent accumulators, each input row loaded once per kernel column for the rows it feeds.
                 // (Inline here, not through `avx512_dw_four_rows` as the wider planes below: through it 14 × 14
                 // planes ran 0.88×.)
-                let (k0, k1, k2) = (m0[0], m0[1], m0[2]);
+                // Input rows oy − pt … oy − pt + 5 feed output rows oy … oy + 3.
                 let base = x.add((oy - g.pt) * g.w).wrapping_offset(-pl);
-                let mut a = [[init, zero, zero]; 4];
-                // Input rows oy − pt … oy − pt + 5 feed output rows oy … oy + 3 (row r through kernel row r − j).
-                for r in 0..6 {
-                    let rp = base.wrapping_add(r * g.w);
-                    let v = [
-                        _mm512_maskz_loadu_ps(k0, rp),
-                        _mm512_maskz_loadu_ps(k1, rp.wrapping_add(1)),
-                        _mm512_maskz_loadu_ps(k2, rp.wrapping_add(2)),
-                    ];
-                    for (j, acc) in a.iter_mut().enumerate() {
-                        if r >= j && r - j < 3 {
-                            let ky = r - j;
-                            for (kx, &vk) in v.iter().enumerate() {
-                                acc[ky] = _mm512_fmadd_ps(vk, kv[ky * 3 + kx], acc[ky]);
-                            }
-                        }
-                    }
-                }
+                let a = dw_four_rows_acc(base, g.w, [m0[0], m0[1], m0[2]], &kv, init, zero);
                 let nm = ((1u32 << g.wo) - 1) as u16;
                 for (j, acc) in a.iter().enumerate() {
                     _mm512_mask_storeu_ps(y.add((oy + j) * g.wo), nm, finish!(acc[0], acc[1], acc[2]));
@@ -286,9 +269,33 @@ unsafe fn avx512_dw_four_rows(
 ) {
     // SAFETY: the caller's contract; AVX-512F is enabled here.
     unsafe {
-        let [k0, k1, k2] = masks;
+        let a = dw_four_rows_acc(base, w, masks, kv, init, zero);
+        for (j, acc) in a.iter().enumerate() {
+            // max/min return their second operand when either is NaN: with the sum second, NaN propagates.
+            let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[2])));
+            _mm512_mask_storeu_ps(out.add(j * wo), nm, v);
+        }
+    }
+}
+
+/// The accumulators of four output rows of one 16-output step (see [`avx512_dw_four_rows`]): input rows 0 … 5
+/// from `base` (`w` apart) feed output rows 0 … 3, row `r` through kernel row `r − j`, each input row loaded once per
+/// kernel column; `a[j][ky]` holds output row `j`'s sum over kernel row `ky` (three independent chains per row).
+///
+/// # Safety
+/// As [`avx512_dw_four_rows`]: the masked loads touch only positions inside the input rows; the caller has AVX-512F.
+#[inline(always)]
+unsafe fn dw_four_rows_acc(
+    base: *const f32,
+    w: usize,
+    [k0, k1, k2]: [u16; 3],
+    kv: &[__m512; 9],
+    init: __m512,
+    zero: __m512,
+) -> [[__m512; 3]; 4] {
+    // SAFETY: the caller's contract (loads inside the input rows, AVX-512F present).
+    unsafe {
         let mut a = [[init, zero, zero]; 4];
-        // Input rows 0 … 5 feed output rows 0 … 3 (row r through kernel row r − j).
         for r in 0..6 {
             let rp = base.wrapping_add(r * w);
             let v = [
@@ -305,11 +312,7 @@ unsafe fn avx512_dw_four_rows(
                 }
             }
         }
-        for (j, acc) in a.iter().enumerate() {
-            // max/min return their second operand when either is NaN: with the sum second, NaN propagates.
-            let v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[2])));
-            _mm512_mask_storeu_ps(out.add(j * wo), nm, v);
-        }
+        a
     }
 }
 
@@ -589,12 +592,7 @@ unsafe fn avx2_mmm_f32_6x16(
                 _mm256_storeu_ps(cp.add(8), v1);
             }};
         }
-        store_row!(0);
-        store_row!(1);
-        store_row!(2);
-        store_row!(3);
-        store_row!(4);
-        store_row!(5);
+        super::each_row!(store_row: 0 1 2 3 4 5);
     }
 }
 
@@ -875,9 +873,13 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
                 }
             }};
         }
-        macro_rules! rows {
-            ($($i:literal)*) => { $( if $i < M { store_row!($i); } )* };
+        macro_rules! store_row_of_m {
+            ($i:literal) => {
+                if $i < M {
+                    store_row!($i);
+                }
+            };
         }
-        rows!(0 1 2 3 4 5 6 7 8 9 10 11);
+        super::each_row!(store_row_of_m: 0 1 2 3 4 5 6 7 8 9 10 11);
     }
 }
