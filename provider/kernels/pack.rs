@@ -156,9 +156,9 @@ impl Scratch {
         &mut self.dw_offs
     }
 
-    /// Channels-first pooling: a line's input rows, and two row buffers.
-    pub(crate) fn pool_rows(&mut self) -> (&mut Vec<usize>, [&mut AlignedBuf; 2]) {
-        (&mut self.dw_offs, [&mut self.v0, &mut self.v1])
+    /// Channels-first pooling: a line's input rows, and a row buffer.
+    pub(crate) fn pool_rows(&mut self) -> (&mut Vec<usize>, &mut AlignedBuf) {
+        (&mut self.dw_offs, &mut self.v0)
     }
 }
 

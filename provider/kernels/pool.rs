@@ -8,12 +8,13 @@
 //! independent: [`pool_nhwc`] takes a range of them so callers can split an image across threads.
 //!
 //! Channels-first, each channel is its own plane and the work is split by output *lines* (one output row along the
-//! last spatial dim of one channel, [`PoolPlan::run_nchw`]). A 2-D pool's lines whose windows lie inside the image
-//! vertically go in bands: the row taps, then the column taps, as two long contiguous sweeps over the band's input
-//! rows, sampled at the window origins (rows of 13 floats cost as little per value as rows of 200). Other lines (1-D
-//! and 3-D pools, rows clipped by padding) reduce the input rows their windows cover along the outer dims into one
-//! row, then reduce along that row, with loops specialized on the common windows (a constant stride of 1 or 2
-//! vectorizes as shifted or interleaved loads). Outputs clipped at a row's ends are done one by one.
+//! last spatial dim of one channel, [`PoolPlan::run_nchw`]). Each line reduces the input rows its windows cover
+//! along the outer dims into one row padded with the reduction's identity (so no output is clipped at the row's
+//! ends), then reduces along that row with loops specialized on the common windows (a constant stride of 1 or 2
+//! vectorizes as shifted or interleaved loads). Both steps run in blocks of 16, 8 or 4 values held in registers, the
+//! last block overlapping the one before, so rows of 13 floats take no scalar tail. Max pooling takes the
+//! one-instruction maximum and redoes a channel's lines with the NaN-propagating one only when the values it read
+//! were not all finite.
 //!
 //! The window rules (which taps count, what an average divides by) are ONNX Runtime's CPU EP rules; the ops layer
 //! (`ops/pool.rs`) computes output sizes and pads and picks the [`PoolKind`].
@@ -158,22 +159,9 @@ pub(crate) struct PoolPlan<'g> {
     g: &'g PoolGeometry,
     /// Three dims (unit dims prepended: one input pixel, one output, a 1-tap window).
     tables: [Vec<DimTaps>; 3],
-    in_dims: [usize; 3],
+    /// The input's last two dims (unit dims prepended).
+    rows_cols: [usize; 2],
     dil: [usize; 3],
-    /// Channels-first: the outputs along the last dim whose window lies wholly inside the input row (a range; the
-    /// others are clipped by the row's ends).
-    inner: Range<usize>,
-    /// 2-D channels-first: the output rows whose windows lie wholly inside the image (else empty).
-    inner_rows: Range<usize>,
-}
-
-/// The outputs along dim `d` whose window lies wholly inside the input (a range: clipping happens only at the ends).
-fn interior(table: &[DimTaps], g: &PoolGeometry, d: usize) -> Range<usize> {
-    let (k, s, pb) = (g.kernel[d], g.strides[d] as i64, g.pads_begin[d] as i64);
-    let whole = |j: usize, t: &DimTaps| t.count == k && t.first as i64 == j as i64 * s - pb;
-    let lo = table.iter().enumerate().position(|(j, t)| whole(j, t)).unwrap_or(0);
-    let len = table[lo..].iter().enumerate().take_while(|(j, t)| whole(lo + j, t)).count();
-    lo..lo + len
 }
 
 impl<'g> PoolPlan<'g> {
@@ -190,11 +178,9 @@ impl<'g> PoolPlan<'g> {
                 dim_taps(g, d - lead, clipped)
             }
         });
-        let in_dims = std::array::from_fn(|d| if d < lead { 1 } else { g.in_spatial[d - lead] });
+        let in_dim = |d: usize| if d < lead { 1 } else { g.in_spatial[d - lead] };
         let dil = std::array::from_fn(|d| if d < lead { 1 } else { g.dilations[d - lead] });
-        let inner = interior(&tables[2], g, nd - 1);
-        let inner_rows = if nd == 2 { interior(&tables[1], g, 0) } else { 0..0 };
-        PoolPlan { kind, g, tables, in_dims, dil, inner, inner_rows }
+        PoolPlan { kind, g, tables, rows_cols: [in_dim(1), in_dim(2)], dil }
     }
 
     /// Output lines per channel-first image: `channels × Π out_spatial[..last]`, each `out_spatial[last]` values.
@@ -203,7 +189,7 @@ impl<'g> PoolPlan<'g> {
     }
 
     /// Channels-first output lines `lines` of one image (`input`: `channels × in_pixels`, `out`: `lines.len()` rows
-    /// of `out_spatial[last]` values) with the kernels of tier `ks` (one this host supports). `rows` and `bufs` are
+    /// of `out_spatial[last]` values) with the kernels of tier `ks` (one this host supports). `rows` and `row` are
     /// reusable scratch. Panics on wrong lengths.
     pub(crate) fn run_nchw(
         &self,
@@ -212,152 +198,22 @@ impl<'g> PoolPlan<'g> {
         lines: Range<usize>,
         out: &mut [f32],
         rows: &mut Vec<usize>,
-        bufs: [&mut super::buf::AlignedBuf; 2],
+        row: &mut super::buf::AlignedBuf,
     ) {
         assert!(ks.isa.is_supported(), "tier {} is not supported here", ks.isa.name());
         // SAFETY: the tier's features are present (asserted); the body checks its own slice lengths.
-        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, bufs) }
+        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, row) }
     }
 
-    /// [`super::arch::PoolNchwFn`]'s body, compiled with the tier's features so the row loops inline into it.
+    /// [`super::arch::PoolNchwFn`]'s body, compiled with the tier's features so the loops below inline into it.
     ///
-    /// A 2-D pool's output rows whose windows lie inside the image go in bands per channel ([`Self::band_2d`]);
-    /// every other line (1-D and 3-D pools, rows clipped by the padding) takes [`Self::lines_general`].
+    /// Per output line: the input rows its windows cover along the outer dims are reduced into one padded row
+    /// (`row`: the reduction's identity where windows reach into the padding or past the end), which is then reduced
+    /// along its length. Max pooling runs the one-instruction maximum and sums every value it reads on the way; a
+    /// non-finite sum (a NaN, or an infinity: a false positive only costs time) redoes the line with the
+    /// NaN-propagating [`max_nan`].
     #[inline(always)]
     pub(crate) fn nchw_body(
-        &self,
-        input: &[f32],
-        lines: Range<usize>,
-        out: &mut [f32],
-        rows: &mut Vec<usize>,
-        bufs: [&mut super::buf::AlignedBuf; 2],
-    ) {
-        let o2 = self.tables[2].len();
-        assert!(lines.end <= self.nchw_lines(), "line range {lines:?} beyond {} lines", self.nchw_lines());
-        assert_eq!(input.len(), self.g.channels * self.g.in_pixels(), "pool input length");
-        assert_eq!(out.len(), lines.len() * o2, "pool output length");
-        if o2 == 0 {
-            return;
-        }
-        let [h, v] = bufs;
-        let (o1, band) = (self.tables[1].len(), &self.inner_rows);
-        if band.is_empty() || self.inner.is_empty() {
-            return self.lines_general(input, lines, out, rows, h);
-        }
-        // Per channel: the lines before the band, the band, the lines after it.
-        let mut l = lines.start;
-        while l < lines.end {
-            let ch = l / o1;
-            let end = lines.end.min((ch + 1) * o1);
-            let (a, b) = (l - ch * o1, end - ch * o1);
-            // The band's rows within this task's rows a..b (possibly none: a task may lie wholly before or after it).
-            let ra = band.start.clamp(a, b);
-            let rb = band.end.clamp(ra, b);
-            let out_at = |oh: usize| (ch * o1 + oh - lines.start) * o2;
-            let (before, rest) = out[out_at(a)..out_at(b)].split_at_mut((ra - a) * o2);
-            let (inside, after) = rest.split_at_mut((rb - ra) * o2);
-            self.lines_general(input, l..ch * o1 + ra, before, rows, h);
-            if ra < rb {
-                let plane = self.g.in_pixels();
-                self.band_2d(&input[ch * plane..(ch + 1) * plane], ra..rb, inside, [&mut *h, &mut *v]);
-            }
-            self.lines_general(input, ch * o1 + rb..end, after, rows, h);
-            l = end;
-        }
-    }
-
-    /// Output rows `oh` (all inside the image vertically) of one 2-D channel plane `image` into `out`
-    /// (`oh.len()` rows). The windows are separable: `h[p]` reduces the row taps at every input position of the band
-    /// and `v[p]` the column taps of `h`, each one long contiguous sweep however narrow the rows are; the outputs
-    /// are then `v` sampled at the window origins. Outputs clipped by the row's ends are computed directly.
-    #[inline(always)]
-    fn band_2d(&self, image: &[f32], oh: Range<usize>, out: &mut [f32], bufs: [&mut super::buf::AlignedBuf; 2]) {
-        // The reduction as a constant function, so every sweep is branch-free. Max pooling takes the one-instruction
-        // maximum unless the band's input may hold a NaN (a vectorized scan): `max_nan` costs four.
-        if self.kind == PoolKind::Max {
-            let t1 = &self.tables[1];
-            let (i2, k1, d1) = (self.g.in_spatial[1], self.g.kernel[0], self.g.dilations[0]);
-            let rows = t1[oh.start].first..t1[oh.end - 1].first + (k1 - 1) * d1 + 1;
-            let band = &image[rows.start * i2..rows.end * i2];
-            if may_hold_nan(band) {
-                self.band_2d_with(image, oh, out, bufs, max_nan)
-            } else {
-                self.band_2d_with(image, oh, out, bufs, |a, x| if a > x { a } else { x })
-            }
-        } else {
-            self.band_2d_with(image, oh, out, bufs, |a, x| a + x)
-        }
-    }
-
-    #[inline(always)]
-    fn band_2d_with(
-        &self,
-        image: &[f32],
-        oh: Range<usize>,
-        out: &mut [f32],
-        bufs: [&mut super::buf::AlignedBuf; 2],
-        f: impl Fn(f32, f32) -> f32 + Copy,
-    ) {
-        let (g, t1, t2) = (self.g, &self.tables[1], &self.tables[2]);
-        let (i2, o2) = (g.in_spatial[1], t2.len());
-        let (k1, d1) = (g.kernel[0], g.dilations[0]);
-        let (k2, s2, d2) = (g.kernel[1], g.strides[1], g.dilations[1]);
-        let max = self.kind == PoolKind::Max;
-        let full_kernel = (k1 * k2) as f32;
-        let [hb, vb] = bufs;
-        let inner = self.inner.clone();
-        let c0 = t2[inner.start].first;
-        // Chunks of output rows whose input rows span ~16 KB, so the sweeps' buffers stay in L1.
-        let chunk = (4096 / (g.strides[0] * i2).max(1)).max(1);
-        for (q0, out_rows) in out.chunks_mut(chunk * o2).enumerate() {
-            let oh0 = oh.start + q0 * chunk;
-            let n_rows = out_rows.len() / o2;
-            // Input rows r0 .. r_end hold every tap of these output rows.
-            let r0 = t1[oh0].first;
-            let r_end = t1[oh0 + n_rows - 1].first + (k1 - 1) * d1 + 1;
-            let x = &image[r0 * i2..r_end * i2];
-            let h = hb.get(x.len() - (k2 - 1) * d2);
-            sweep(h, x, k2, d2, f);
-            let v = vb.get(h.len() - (k1 - 1) * d1 * i2);
-            sweep(v, h, k1, d1 * i2, f);
-            for (q, out_line) in out_rows.chunks_exact_mut(o2).enumerate() {
-                let top = t1[oh0 + q];
-                let src = &v[(top.first - r0) * i2 + c0..][..(inner.len() - 1) * s2 + 1];
-                let dst = &mut out_line[inner.clone()];
-                match s2 {
-                    1 => dst.copy_from_slice(src),
-                    2 => sample::<2>(src, 2, dst),
-                    _ => sample::<0>(src, s2, dst),
-                }
-                if !max {
-                    for o in dst.iter_mut() {
-                        *o /= full_kernel;
-                    }
-                }
-                // Windows clipped by the row's ends: every row tap, the in-bounds column taps.
-                for j in (0..inner.start).chain(inner.end..o2) {
-                    let tj = t2[j];
-                    if tj.count == 0 {
-                        out_line[j] = self.kind.empty();
-                        continue;
-                    }
-                    let mut acc = image[top.first * i2 + tj.first];
-                    for a in 0..k1 {
-                        let r = (top.first + a * d1) * i2 + tj.first;
-                        for e in usize::from(a == 0)..tj.count {
-                            acc = f(acc, image[r + e * d2]);
-                        }
-                    }
-                    out_line[j] =
-                        if max { acc } else { acc / self.kind.divisor(k1 * tj.count, k1 * k2, top.factor * tj.factor) };
-                }
-            }
-        }
-    }
-
-    /// Output lines `lines` one by one: the line's input rows reduced into one (`row`), then reduced along it.
-    #[inline(always)]
-    fn lines_general(
         &self,
         input: &[f32],
         lines: Range<usize>,
@@ -367,65 +223,85 @@ impl<'g> PoolPlan<'g> {
     ) {
         let (kind, g, tables, dil) = (self.kind, self.g, &self.tables, &self.dil);
         let (o0, o1, o2) = (tables[0].len(), tables[1].len(), tables[2].len());
-        let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
-        let plane = g.in_pixels();
+        assert!(lines.end <= self.nchw_lines(), "line range {lines:?} beyond {} lines", self.nchw_lines());
+        assert_eq!(input.len(), g.channels * g.in_pixels(), "pool input length");
+        assert_eq!(out.len(), lines.len() * o2, "pool output length");
+        if o2 == 0 || lines.is_empty() {
+            return;
+        }
+        let [i1, i2] = self.rows_cols;
+        let last = g.kernel.len() - 1;
+        let (k2, s2, d2, pb) = (g.kernel[last], g.strides[last], dil[2], g.pads_begin[last]);
         let max = kind == PoolKind::Max;
-        let empty = kind.empty();
-        let full_kernel: usize = g.kernel.iter().product();
-        let (k2, s2, d2) = (g.kernel[g.kernel.len() - 1], g.strides[g.strides.len() - 1], dil[2]);
-        for (l, out_line) in lines.zip(out.chunks_exact_mut(o2)) {
-            let (ch, a, b) = (l / (o0 * o1), l / o1 % o0, l % o1);
-            let (t0, t1) = (tables[0][a], tables[1][b]);
-            let image = &input[ch * plane..(ch + 1) * plane];
-            rows.clear();
+        // The padded row covers every tap of the line; input column x sits at `pb + x`, and only the columns
+        // `0..cols` are reached.
+        let span = (o2 - 1) * s2 + (k2 - 1) * d2 + 1;
+        let lead = pb.min(span);
+        let cols = i2.min(span - lead);
+        let pitch = span.next_multiple_of(16);
+        let padded = row.get(LINE_GROUP * pitch);
+        for r in padded.chunks_exact_mut(pitch) {
+            r[..lead].fill(if max { f32::NEG_INFINITY } else { 0.0 });
+            r[lead + cols..span].fill(if max { f32::NEG_INFINITY } else { 0.0 });
+        }
+        // Max windows with no tap in the input (dilations can make them) yield ORT's lowest(), not −∞.
+        let hollow = max && tables[2].iter().any(|t| t.count == 0);
+        // Every line position's input rows (offsets in a channel plane), shared by all channels: position p's are
+        // `rows[starts[p]..starts[p + 1]]`, with `starts` = `rows[..=per_channel]`.
+        let per_channel = o0 * o1;
+        rows.clear();
+        rows.resize(per_channel + 1, 0);
+        for p in 0..per_channel {
+            let (t0, t1) = (tables[0][p / o1], tables[1][p % o1]);
             for ia in 0..t0.count {
                 let y0 = t0.first + ia * dil[0];
-                rows.extend((0..t1.count).map(|ib| y0 * i1 + t1.first + ib * dil[1]));
+                rows.extend((0..t1.count).map(|ib| (y0 * i1 + t1.first + ib * dil[1]) * i2));
             }
-            // The line's input row: the only one, or the outer taps' rows reduced into scratch.
-            let src: &[f32] = match rows.as_slice() {
-                [] => {
-                    out_line.fill(empty);
-                    continue;
+            rows[p + 1] = rows.len() - per_channel - 1;
+        }
+        let (starts, rows) = rows.split_at(per_channel + 1);
+        let job = LineJob { starts, rows, body: lead..lead + cols, span, pitch, window: (k2, s2, d2) };
+        let plane = g.in_pixels();
+        let full_kernel: usize = g.kernel.iter().product();
+        let mut l = lines.start;
+        while l < lines.end {
+            // One channel's lines; max pooling checks them for NaN together.
+            let ch = l / per_channel;
+            let image = &input[ch * plane..(ch + 1) * plane];
+            let positions = l - ch * per_channel..lines.end.min((ch + 1) * per_channel) - ch * per_channel;
+            let outs = &mut out[(l - lines.start) * o2..][..positions.len() * o2];
+            l += positions.len();
+            let mut sum = [0.0f32; 16];
+            if max {
+                let fast = |a: f32, x: f32| if a > x { a } else { x };
+                job.run(image, positions.clone(), padded, outs, fast, &mut sum);
+                if !sum.iter().all(|v| v.is_finite()) {
+                    job.run(image, positions.clone(), padded, outs, max_nan, &mut sum);
                 }
-                [r] => &image[r * i2..(r + 1) * i2],
-                _ => {
-                    let buf = row.get(i2);
-                    // SAFETY: `image` holds `i1 · i0` rows of `i2` floats and every entry of `rows` is one of them;
-                    // `buf` is writable for `i2` floats and distinct from `image`.
-                    unsafe { reduce_body(image.as_ptr(), image.len(), i2, rows, buf.as_mut_ptr(), max) };
-                    buf
+                for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
+                    if starts[p] == starts[p + 1] {
+                        out_line.fill(kind.empty());
+                    } else if hollow {
+                        for (o, t2) in out_line.iter_mut().zip(&tables[2]) {
+                            if t2.count == 0 {
+                                *o = kind.empty();
+                            }
+                        }
+                    }
                 }
-            };
-            let inner = self.inner.clone();
-            if !inner.is_empty() {
-                let first = tables[2][inner.start].first;
-                assert!(first + (inner.len() - 1) * s2 + (k2 - 1) * d2 < src.len(), "pool window beyond the row");
-                // SAFETY: the last tap read (asserted above) is inside `src`; `out_line[inner]` is writable and
-                // distinct from `src` (scratch or the input).
-                unsafe { line_body(src[first..].as_ptr(), inner.len(), k2, s2, d2, out_line[inner].as_mut_ptr(), max) };
-            }
-            for j in (0..self.inner.start).chain(self.inner.end..o2) {
-                let t2 = tables[2][j];
-                out_line[j] = match (0..t2.count).map(|e| src[t2.first + e * d2]).reduce(|acc, x| {
-                    if max {
-                        max_nan(acc, x)
-                    } else {
-                        acc + x
+            } else {
+                job.run(image, positions.clone(), padded, outs, |a, x| a + x, &mut sum);
+                for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
+                    let taps = starts[p + 1] - starts[p];
+                    let (t0, t1) = (tables[0][p / o1], tables[1][p % o1]);
+                    for (v, t2) in out_line.iter_mut().zip(&tables[2]) {
+                        *v = if taps * t2.count == 0 {
+                            kind.empty()
+                        } else {
+                            // Divide (not multiply by the reciprocal) to round like ORT.
+                            *v / kind.divisor(taps * t2.count, full_kernel, t0.factor * t1.factor * t2.factor)
+                        };
                     }
-                }) {
-                    Some(v) => v,
-                    None => empty,
-                };
-            }
-            if !max {
-                for (j, v) in out_line.iter_mut().enumerate() {
-                    let t2 = tables[2][j];
-                    if t2.count == 0 {
-                        continue;
-                    }
-                    // Divide (not multiply by the reciprocal) to round like ORT.
-                    *v /= kind.divisor(rows.len() * t2.count, full_kernel, t0.factor * t1.factor * t2.factor);
                 }
             }
         }
@@ -442,7 +318,7 @@ impl<'g> PoolPlan<'g> {
             return;
         }
         let (o1, o2) = (tables[1].len(), tables[2].len());
-        let (i1, i2) = (self.in_dims[1], self.in_dims[2]);
+        let [i1, i2] = self.rows_cols;
 
         let full_kernel: usize = g.kernel.iter().product();
         // The reduction runs with the tier's vector width (this module itself is compiled for the baseline ISA).
@@ -506,55 +382,177 @@ pub(crate) unsafe fn reduce_body(input: *const f32, len: usize, c: usize, taps: 
     }
 }
 
-/// Whether `v` may hold a NaN: true for any NaN, and also for an infinity (`x · 0` is NaN for both; a false
-/// positive only costs the slower NaN-propagating path). Float adds with no early exit: the scan vectorizes (a
-/// `bool` formulation compiled to mask shuffles three times slower than the pooling itself).
-#[inline(always)]
-fn may_hold_nan(v: &[f32]) -> bool {
-    const B: usize = 16;
-    let mut acc = [0.0f32; B];
-    let full = v.len() / B * B;
-    for b in (0..full).step_by(B) {
-        let block: &[f32; B] = v[b..b + B].try_into().expect("B slice");
-        for l in 0..B {
-            acc[l] += block[l] * 0.0;
-        }
-    }
-    let tail: f32 = v[full..].iter().map(|&x| x * 0.0).sum();
-    (acc.iter().sum::<f32>() + tail).is_nan()
+/// Channels-first lines computed together: the outer reductions of a group's lines go to separate padded rows
+/// before any of them is reduced along its length, so a row's loads do not closely follow its stores (a 64-byte
+/// load overlapping a store still in flight cannot be forwarded and stalls: 25% of a 13-wide pool's time when each
+/// row was reduced right after it was written).
+const LINE_GROUP: usize = 8;
+
+/// What every line of one channels-first pool call shares.
+struct LineJob<'a> {
+    /// Line position p's input rows (offsets in a channel plane) are `rows[starts[p]..starts[p + 1]]`.
+    starts: &'a [usize],
+    rows: &'a [usize],
+    /// Where the input columns go in a padded row, the row's length and the distance between rows.
+    body: Range<usize>,
+    span: usize,
+    pitch: usize,
+    /// Taps, stride and dilation along the row.
+    window: (usize, usize, usize),
 }
 
-/// `dst[p] = f(...f(src[p], src[p + step])..., src[p + (k − 1)·step])` for every `p`: one contiguous sweep (2 and 3
-/// taps in a single pass, more as one pass per tap).
-#[inline(always)]
-fn sweep(dst: &mut [f32], src: &[f32], k: usize, step: usize, f: impl Fn(f32, f32) -> f32 + Copy) {
-    // Plain index loops over slices of equal length (bounds checks fold away): iterator adapters here were left
-    // out of line by the compiler, i.e. compiled without the tier's vector features.
-    let n = dst.len();
-    let tap = |e: usize| &src[e * step..e * step + n];
-    match k {
-        1 => dst.copy_from_slice(tap(0)),
-        2 => {
-            let (a, b) = (tap(0), tap(1));
-            for p in 0..n {
-                dst[p] = f(a[p], b[p]);
+impl LineJob<'_> {
+    /// Line positions `positions` of the channel plane `image` into `outs` (one line each) with reduction `f`, in
+    /// groups of [`LINE_GROUP`] through `padded` (that many rows of `pitch`, identities outside `body`); lines with
+    /// no input row are left unwritten. Adds every value read to `sum`.
+    #[inline(always)]
+    fn run(
+        &self,
+        image: &[f32],
+        positions: Range<usize>,
+        padded: &mut [f32],
+        outs: &mut [f32],
+        f: impl Fn(f32, f32) -> f32 + Copy,
+        sum: &mut [f32; 16],
+    ) {
+        let o2 = outs.len() / positions.len();
+        let (k, s, d) = self.window;
+        for (g0, out_group) in positions.clone().step_by(LINE_GROUP).zip(outs.chunks_mut(LINE_GROUP * o2)) {
+            let group = g0..(g0 + LINE_GROUP).min(positions.end);
+            for (p, row) in group.clone().zip(padded.chunks_exact_mut(self.pitch)) {
+                let taps = &self.rows[self.starts[p]..self.starts[p + 1]];
+                if !taps.is_empty() {
+                    reduce_rows(image, taps, &mut row[self.body.clone()], f, sum);
+                }
             }
-        }
-        3 => {
-            let (a, b, c) = (tap(0), tap(1), tap(2));
-            for p in 0..n {
-                dst[p] = f(f(a[p], b[p]), c[p]);
-            }
-        }
-        _ => {
-            dst.copy_from_slice(tap(0));
-            for e in 1..k {
-                let t = tap(e);
-                for p in 0..n {
-                    dst[p] = f(dst[p], t[p]);
+            for ((p, row), out_line) in group.zip(padded.chunks_exact(self.pitch)).zip(out_group.chunks_exact_mut(o2)) {
+                if self.starts[p] != self.starts[p + 1] {
+                    reduce_line(&row[..self.span], k, s, d, out_line, f);
                 }
             }
         }
+    }
+}
+
+/// `dst[x] = f(...f(image[r₀ + x], image[r₁ + x])..., image[r_last + x])` over the row offsets `rows` (non-empty),
+/// every `x < dst.len()`; adds every value read to `sum` (non-finite if any of them is NaN or infinite; values may
+/// be counted twice).
+#[inline(always)]
+fn reduce_rows(
+    image: &[f32],
+    rows: &[usize],
+    dst: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Copy,
+    sum: &mut [f32; 16],
+) {
+    let n = dst.len();
+    assert!(!rows.is_empty() && rows.iter().all(|&r| r + n <= image.len()), "pool rows beyond the image");
+    // Two and three rows (the common windows) with the row loop unrolled.
+    match (n, rows.len()) {
+        (0, _) => {}
+        (16.., 2) => reduce_rows_blocks::<16, 2>(image, rows, dst, f, sum),
+        (16.., 3) => reduce_rows_blocks::<16, 3>(image, rows, dst, f, sum),
+        (16.., _) => reduce_rows_blocks::<16, 0>(image, rows, dst, f, sum),
+        (8.., 2) => reduce_rows_blocks::<8, 2>(image, rows, dst, f, sum),
+        (8.., 3) => reduce_rows_blocks::<8, 3>(image, rows, dst, f, sum),
+        (8.., _) => reduce_rows_blocks::<8, 0>(image, rows, dst, f, sum),
+        (4.., _) => reduce_rows_blocks::<4, 0>(image, rows, dst, f, sum),
+        _ => reduce_rows_blocks::<1, 0>(image, rows, dst, f, sum),
+    }
+}
+
+/// [`reduce_rows`] in blocks of `B` values (`B ≤ dst.len()`, `B ≤ 16`) accumulated in registers across the rows
+/// (`R` of them when non-zero, else `rows.len()`); the last block overlaps the one before (recomputed, not
+/// accumulated, so the overlap is harmless).
+#[inline(always)]
+fn reduce_rows_blocks<const B: usize, const R: usize>(
+    image: &[f32],
+    rows: &[usize],
+    dst: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Copy,
+    sum: &mut [f32; 16],
+) {
+    let n = dst.len();
+    let count = if R == 0 { rows.len() } else { R };
+    let rows = &rows[..count];
+    let mut x = 0;
+    loop {
+        let x0 = x.min(n - B);
+        let mut acc: [f32; B] = image[rows[0] + x0..][..B].try_into().expect("B slice");
+        // The block's own sum first: one add per block on `sum`'s dependency chain, not one per row.
+        let mut block_sum = acc;
+        for &r in &rows[1..] {
+            let block: &[f32; B] = image[r + x0..][..B].try_into().expect("B slice");
+            for l in 0..B {
+                acc[l] = f(acc[l], block[l]);
+                block_sum[l] += block[l];
+            }
+        }
+        for l in 0..B {
+            sum[l] += block_sum[l];
+        }
+        dst[x0..x0 + B].copy_from_slice(&acc);
+        if x0 + B == n {
+            return;
+        }
+        x += B;
+    }
+}
+
+/// Pooling along one padded row: `out[j] = f(...f(src[j·s], src[j·s + d])..., src[j·s + (k − 1)·d])` for every
+/// `j < out.len()` (`src` holds every tap). The common windows run with every constant known.
+#[inline(always)]
+fn reduce_line(src: &[f32], k: usize, s: usize, d: usize, out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    let n = out.len();
+    assert!(n > 0 && k > 0 && (n - 1) * s + (k - 1) * d < src.len(), "pool line: taps beyond the row");
+    match (k, s, d) {
+        (2, 2, 1) => line_fixed::<2, 2>(src, out, f),
+        (3, 2, 1) => line_fixed::<3, 2>(src, out, f),
+        (2, 1, 1) => line_fixed::<2, 1>(src, out, f),
+        (3, 1, 1) => line_fixed::<3, 1>(src, out, f),
+        (5, 1, 1) => line_fixed::<5, 1>(src, out, f),
+        (_, 1, _) => line_taps::<1>(src, 1, k, d, out, f),
+        (_, 2, _) => line_taps::<2>(src, 2, k, d, out, f),
+        _ => line_taps::<0>(src, s, k, d, out, f),
+    }
+}
+
+/// [`reduce_line`] for `K` undilated taps at stride `S`.
+#[inline(always)]
+fn line_fixed<const K: usize, const S: usize>(src: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    match out.len() {
+        16.. => line_fixed_blocks::<K, S, 16>(src, out, f),
+        8.. => line_fixed_blocks::<K, S, 8>(src, out, f),
+        4.. => line_fixed_blocks::<K, S, 4>(src, out, f),
+        _ => line_fixed_blocks::<K, S, 1>(src, out, f),
+    }
+}
+
+/// [`line_fixed`] in blocks of `B` outputs (`B ≤ out.len()`), each reduced in registers and stored once (the loop
+/// vectorizes across outputs with wide loads and shuffles); the last block overlaps the one before.
+#[inline(always)]
+fn line_fixed_blocks<const K: usize, const S: usize, const B: usize>(
+    src: &[f32],
+    out: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    let n = out.len();
+    let mut j = 0;
+    loop {
+        let j0 = j.min(n - B);
+        let taps = &src[j0 * S..][..(B - 1) * S + K];
+        let block: &mut [f32; B] = (&mut out[j0..j0 + B]).try_into().expect("B slice");
+        for l in 0..B {
+            let mut acc = taps[l * S];
+            for e in 1..K {
+                acc = f(acc, taps[l * S + e]);
+            }
+            block[l] = acc;
+        }
+        if j0 + B == n {
+            return;
+        }
+        j += B;
     }
 }
 
@@ -567,57 +565,6 @@ fn sample<const S: usize>(src: &[f32], stride: usize, dst: &mut [f32]) {
     for (j, d) in dst.iter_mut().enumerate() {
         // SAFETY: j·s ≤ (n − 1)·s < src.len() (asserted).
         *d = unsafe { *src.get_unchecked(j * s) };
-    }
-}
-
-/// Channels-first pooling along one row: `out[j] = max` (or sum) of `src[j·stride + e·dil]` over `e < k`, every
-/// `j < n`.
-///
-/// # Safety
-/// `src` readable at every such index (`n ≥ 1`, `k ≥ 1`), `out` writable for `n` floats and not overlapping `src`.
-#[inline(always)]
-unsafe fn line_body(src: *const f32, n: usize, k: usize, stride: usize, dil: usize, out: *mut f32, max: bool) {
-    let len = (n - 1) * stride + (k - 1) * dil + 1;
-    // SAFETY: the caller's contract: `src` readable for every tap (the last is `len − 1`), `out` for `n`, disjoint.
-    let (src, out) = unsafe { (std::slice::from_raw_parts(src, len), std::slice::from_raw_parts_mut(out, n)) };
-    // Common windows (2 or 3 taps, undilated, stride 1 or 2) with every constant known: one vectorized pass, each
-    // output stored once.
-    match (k, stride, dil, max) {
-        (2, 1, 1, true) => return line_fixed::<2, 1>(src, out, max_nan),
-        (2, 2, 1, true) => return line_fixed::<2, 2>(src, out, max_nan),
-        (3, 1, 1, true) => return line_fixed::<3, 1>(src, out, max_nan),
-        (3, 2, 1, true) => return line_fixed::<3, 2>(src, out, max_nan),
-        (2, 1, 1, false) => return line_fixed::<2, 1>(src, out, |a, x| a + x),
-        (2, 2, 1, false) => return line_fixed::<2, 2>(src, out, |a, x| a + x),
-        (3, 1, 1, false) => return line_fixed::<3, 1>(src, out, |a, x| a + x),
-        (3, 2, 1, false) => return line_fixed::<3, 2>(src, out, |a, x| a + x),
-        _ => {}
-    }
-    // A constant stride lets the loops below vectorize (shifted or interleaved loads).
-    match (stride, max) {
-        (1, true) => line_taps::<1>(src, 1, k, dil, out, max_nan),
-        (2, true) => line_taps::<2>(src, 2, k, dil, out, max_nan),
-        (_, true) => line_taps::<0>(src, stride, k, dil, out, max_nan),
-        (1, false) => line_taps::<1>(src, 1, k, dil, out, |a, x| a + x),
-        (2, false) => line_taps::<2>(src, 2, k, dil, out, |a, x| a + x),
-        (_, false) => line_taps::<0>(src, stride, k, dil, out, |a, x| a + x),
-    }
-}
-
-/// `out[j] = f(...f(src[j·S], src[j·S + 1])..., src[j·S + K − 1])`: the taps of one output reduced in registers and
-/// stored once (the loop vectorizes across outputs with wide loads and shuffles).
-#[inline(always)]
-fn line_fixed<const K: usize, const S: usize>(src: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
-    let n = out.len();
-    assert!(n > 0 && (n - 1) * S + K <= src.len(), "pool line: taps beyond the row");
-    for (j, o) in out.iter_mut().enumerate() {
-        // SAFETY: j·S + e ≤ (n − 1)·S + K − 1 < src.len() (asserted).
-        let tap = |e: usize| unsafe { *src.get_unchecked(j * S + e) };
-        let mut acc = tap(0);
-        for e in 1..K {
-            acc = f(acc, tap(e));
-        }
-        *o = acc;
     }
 }
 
@@ -846,10 +793,10 @@ mod tests {
                 for isa in crate::kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
                     let mut got = vec![f32::INFINITY; op * c];
                     let mut rows = Vec::new();
-                    let (mut h, mut v) = Default::default();
+                    let mut h = Default::default();
                     for r in [0..1.min(lines), 1.min(lines)..lines / 2, lines / 2..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw(isa.kernels(), &x, r.clone(), part, &mut rows, [&mut h, &mut v]);
+                        plan.run_nchw(isa.kernels(), &x, r.clone(), part, &mut rows, &mut h);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
@@ -883,10 +830,10 @@ mod tests {
                 let (lines, o2) = (plan.nchw_lines(), g.out_spatial[1]);
                 for cut in 0..=lines {
                     let mut got = vec![f32::INFINITY; op * c];
-                    let (mut rows, (mut h, mut v)) = (Vec::new(), Default::default());
+                    let (mut rows, mut h) = (Vec::new(), Default::default());
                     for r in [0..cut, cut..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw(selected_isa().kernels(), &x, r, part, &mut rows, [&mut h, &mut v]);
+                        plan.run_nchw(selected_isa().kernels(), &x, r, part, &mut rows, &mut h);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
@@ -970,5 +917,47 @@ mod tests {
         let mut m = [0.0];
         global_pool_nhwc(true, &x, 1, 0..1, &mut m);
         assert!(m[0].is_nan());
+    }
+
+    /// Thread-CPU-time per call of channels-first pools (`cargo test --release --lib bench_pool_nchw -- --ignored
+    /// --nocapture`).
+    #[test]
+    #[ignore]
+    fn bench_pool_nchw() {
+        let cases = [
+            ("64@111 3s2", geom(64, &[111, 111], &[55, 55], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("2@64 3s2", geom(2, &[64, 64], &[31, 31], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("16@111 3s2", geom(16, &[111, 111], &[55, 55], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("128@55 3s2", geom(128, &[55, 55], &[27, 27], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("256@27 3s2", geom(256, &[27, 27], &[13, 13], &[3, 3], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("64@112 3s2p1", geom(64, &[112, 112], &[56, 56], &[3, 3], &[2, 2], &[1, 1], &[1, 1], &[1, 1])),
+            ("64@224 2s2", geom(64, &[224, 224], &[112, 112], &[2, 2], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("512@14 2s2", geom(512, &[14, 14], &[7, 7], &[2, 2], &[2, 2], &[1, 1], &[0, 0], &[0, 0])),
+            ("256@20 5s1p2", geom(256, &[20, 20], &[20, 20], &[5, 5], &[1, 1], &[1, 1], &[2, 2], &[2, 2])),
+        ];
+        let now = || {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes one timespec through a valid pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        };
+        let only = std::env::var("ASYMO_POOL_BENCH").unwrap_or_default();
+        for (name, g) in cases.into_iter().filter(|(n, _)| n.contains(&only)) {
+            let x: Vec<f32> = (0..g.in_pixels() * g.channels).map(|i| ((i * 7919) % 1013) as f32).collect();
+            let plan = PoolPlan::new(PoolKind::Max, &g);
+            let lines = plan.nchw_lines();
+            let mut y = vec![0.0; lines * g.out_spatial[g.out_spatial.len() - 1]];
+            let (mut rows, mut h, _v) =
+                (Vec::new(), crate::kernels::buf::AlignedBuf::default(), crate::kernels::buf::AlignedBuf::default());
+            let mut best = f64::MAX;
+            for _ in 0..7 * (1 + 20 * usize::from(!only.is_empty())) {
+                let t = now();
+                for _ in 0..50 {
+                    plan.run_nchw(selected_isa().kernels(), &x, 0..lines, &mut y, &mut rows, &mut h);
+                }
+                best = best.min((now() - t) / 50.0);
+            }
+            println!("{name:14} {:8.1} us", best * 1e6);
+        }
     }
 }

@@ -378,8 +378,8 @@ impl Pool {
             match (&plan, self.nhwc) {
                 (Some(plan), true) => plan.run(x_img, r, y_part, scratch.pool_taps()),
                 (Some(plan), false) => {
-                    let (rows, bufs) = scratch.pool_rows();
-                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, bufs)
+                    let (rows, row) = scratch.pool_rows();
+                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, row)
                 }
                 (None, true) => global_pool_nhwc(max, x_img, c, r, y_part),
                 (None, false) => {

@@ -262,7 +262,7 @@ pub(crate) type PoolNchwFn = unsafe fn(
     lines: std::ops::Range<usize>,
     out: &mut [f32],
     rows: &mut Vec<usize>,
-    bufs: [&mut crate::kernels::buf::AlignedBuf; 2],
+    row: &mut crate::kernels::buf::AlignedBuf,
 );
 
 /// Everything one ISA tier provides.
@@ -388,9 +388,9 @@ macro_rules! portable_wrappers {
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn pool_nchw(
             plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
-            rows: &mut Vec<usize>, bufs: [&mut crate::kernels::buf::AlignedBuf; 2],
+            rows: &mut Vec<usize>, row: &mut crate::kernels::buf::AlignedBuf,
         ) {
-            plan.nchw_body(input, lines, out, rows, bufs)
+            plan.nchw_body(input, lines, out, rows, row)
         }
 
         $(#[target_feature(enable = $feat)])?
