@@ -185,9 +185,10 @@ pub(super) fn check(node: &NodeDesc) -> std::result::Result<(), String> {
 }
 
 /// What one channels-first output line costs beyond its taps, in taps of one output (AMD Zen 5, one core, 3 × 3
-/// stride-2 max pools: lines of 13, 27 and 55 outputs take 14, 20 and 39 ns, 8–17 ns more than their taps priced as
-/// depthwise work; without it a 13-wide pool was priced at a quarter of its time and left on one core).
-const LINE_COST_TAPS: usize = 256;
+/// stride-2 max pools, `cargo test --release --lib bench_pool_nchw -- --ignored --nocapture`: lines of 13, 27 and 55
+/// outputs take 11, 16 and 26 ns, 3–6 ns more than their taps priced as depthwise work; without it a 13-wide pool
+/// was priced at a fraction of its time and left on one core).
+const LINE_COST_TAPS: usize = 128;
 
 /// A compiled pooling node.
 #[derive(Debug)]
@@ -363,7 +364,7 @@ impl Pool {
         let (rows, cols, taps) = match (&plan, self.nhwc) {
             (None, _) => (c, 1, g.in_pixels()),
             (Some(_), true) => (g.out_pixels(), c, g.kernel_taps()),
-            // A line's fixed cost (table look-ups, loop set-ups, its share of a band's sweeps) is worth
+            // A line's fixed cost (its row list, loop set-ups, the padded row's store and reload) is worth
             // ~LINE_COST_TAPS taps of depthwise work, spread over its outputs.
             (Some(plan), false) => (plan.nchw_lines(), o_last, g.kernel_taps() + LINE_COST_TAPS / o_last.max(1)),
         };
