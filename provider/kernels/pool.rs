@@ -239,7 +239,10 @@ impl<'g> PoolPlan<'g> {
         let lead = pb.min(span);
         let cols = i2.min(span - lead);
         let pitch = span.next_multiple_of(16);
-        let padded = row.get(LINE_GROUP * pitch);
+        // Rows of a few thousand floats need no grouping (a row is long read back well after its stores), and a
+        // long 1-D row must not take eight times its size in scratch.
+        let group = (LINE_GROUP_FLOATS / pitch).clamp(1, LINE_GROUP);
+        let padded = row.get(group * pitch);
         for r in padded.chunks_exact_mut(pitch) {
             r[..lead].fill(if max { f32::NEG_INFINITY } else { 0.0 });
             r[lead + cols..span].fill(if max { f32::NEG_INFINITY } else { 0.0 });
@@ -388,6 +391,9 @@ pub(crate) unsafe fn reduce_body(input: *const f32, len: usize, c: usize, taps: 
 /// row was reduced right after it was written).
 const LINE_GROUP: usize = 8;
 
+/// The most floats of padded rows one group takes (16 KB).
+const LINE_GROUP_FLOATS: usize = 4096;
+
 /// What every line of one channels-first pool call shares.
 struct LineJob<'a> {
     /// Line position p's input rows (offsets in a channel plane) are `rows[starts[p]..starts[p + 1]]`.
@@ -403,8 +409,8 @@ struct LineJob<'a> {
 
 impl LineJob<'_> {
     /// Line positions `positions` of the channel plane `image` into `outs` (one line each) with reduction `f`, in
-    /// groups of [`LINE_GROUP`] through `padded` (that many rows of `pitch`, identities outside `body`); lines with
-    /// no input row are left unwritten. Adds every value read to `sum`.
+    /// groups of up to [`LINE_GROUP`] through `padded` (as many rows of `pitch` as it holds, identities outside
+    /// `body`); lines with no input row are left unwritten. Adds every value read to `sum`.
     #[inline(always)]
     fn run(
         &self,
@@ -417,8 +423,9 @@ impl LineJob<'_> {
     ) {
         let o2 = outs.len() / positions.len();
         let (k, s, d) = self.window;
-        for (g0, out_group) in positions.clone().step_by(LINE_GROUP).zip(outs.chunks_mut(LINE_GROUP * o2)) {
-            let group = g0..(g0 + LINE_GROUP).min(positions.end);
+        let size = padded.len() / self.pitch;
+        for (g0, out_group) in positions.clone().step_by(size).zip(outs.chunks_mut(size * o2)) {
+            let group = g0..(g0 + size).min(positions.end);
             for (p, row) in group.clone().zip(padded.chunks_exact_mut(self.pitch)) {
                 let taps = &self.rows[self.starts[p]..self.starts[p + 1]];
                 if !taps.is_empty() {
