@@ -156,9 +156,9 @@ impl Scratch {
         &mut self.dw_offs
     }
 
-    /// Channels-first pooling: a line's input rows, and a row buffer.
-    pub(crate) fn pool_rows(&mut self) -> (&mut Vec<usize>, &mut AlignedBuf) {
-        (&mut self.dw_offs, &mut self.v0)
+    /// Channels-first pooling: the padded rows.
+    pub(crate) fn pool_rows(&mut self) -> &mut AlignedBuf {
+        &mut self.v0
     }
 }
 

@@ -162,6 +162,9 @@ pub(crate) struct PoolPlan<'g> {
     /// The input's last two dims (unit dims prepended).
     rows_cols: [usize; 2],
     dil: [usize; 3],
+    /// Channels-first: every line position's input rows (offsets in a channel plane), shared by all channels:
+    /// position p's are `line_rows[starts[p]..starts[p + 1]]`, `starts` being the first `positions + 1` entries.
+    line_rows: Vec<usize>,
 }
 
 impl<'g> PoolPlan<'g> {
@@ -180,7 +183,17 @@ impl<'g> PoolPlan<'g> {
         });
         let in_dim = |d: usize| if d < lead { 1 } else { g.in_spatial[d - lead] };
         let dil = std::array::from_fn(|d| if d < lead { 1 } else { g.dilations[d - lead] });
-        PoolPlan { kind, g, tables, rows_cols: [in_dim(1), in_dim(2)], dil }
+        let (rows_cols, positions) = ([in_dim(1), in_dim(2)], tables[0].len() * tables[1].len());
+        let mut line_rows = vec![0; positions + 1];
+        for p in 0..positions {
+            let (t0, t1) = (tables[0][p / tables[1].len()], tables[1][p % tables[1].len()]);
+            for ia in 0..t0.count {
+                let y0 = t0.first + ia * dil[0];
+                line_rows.extend((0..t1.count).map(|ib| (y0 * rows_cols[0] + t1.first + ib * dil[1]) * rows_cols[1]));
+            }
+            line_rows[p + 1] = line_rows.len() - positions - 1;
+        }
+        PoolPlan { kind, g, tables, rows_cols, dil, line_rows }
     }
 
     /// Output lines per channel-first image: `channels × Π out_spatial[..last]`, each `out_spatial[last]` values.
@@ -189,20 +202,19 @@ impl<'g> PoolPlan<'g> {
     }
 
     /// Channels-first output lines `lines` of one image (`input`: `channels × in_pixels`, `out`: `lines.len()` rows
-    /// of `out_spatial[last]` values) with the kernels of tier `ks` (one this host supports). `rows` and `row` are
-    /// reusable scratch. Panics on wrong lengths.
+    /// of `out_spatial[last]` values) with the kernels of tier `ks` (one this host supports). `row` is reusable
+    /// scratch. Panics on wrong lengths.
     pub(crate) fn run_nchw(
         &self,
         ks: &super::arch::KernelSet,
         input: &[f32],
         lines: Range<usize>,
         out: &mut [f32],
-        rows: &mut Vec<usize>,
         row: &mut super::buf::AlignedBuf,
     ) {
         assert!(ks.isa.is_supported(), "tier {} is not supported here", ks.isa.name());
         // SAFETY: the tier's features are present (asserted); the body checks its own slice lengths.
-        unsafe { (ks.pool_nchw)(self, input, lines, out, rows, row) }
+        unsafe { (ks.pool_nchw)(self, input, lines, out, row) }
     }
 
     /// [`super::arch::PoolNchwFn`]'s body, compiled with the tier's features so the loops below inline into it.
@@ -218,7 +230,6 @@ impl<'g> PoolPlan<'g> {
         input: &[f32],
         lines: Range<usize>,
         out: &mut [f32],
-        rows: &mut Vec<usize>,
         row: &mut super::buf::AlignedBuf,
     ) {
         let (kind, g, tables, dil) = (self.kind, self.g, &self.tables, &self.dil);
@@ -229,7 +240,7 @@ impl<'g> PoolPlan<'g> {
         if o2 == 0 || lines.is_empty() {
             return;
         }
-        let [i1, i2] = self.rows_cols;
+        let i2 = self.rows_cols[1];
         let last = g.kernel.len() - 1;
         let (k2, s2, d2, pb) = (g.kernel[last], g.strides[last], dil[2], g.pads_begin[last]);
         let max = kind == PoolKind::Max;
@@ -249,20 +260,8 @@ impl<'g> PoolPlan<'g> {
         }
         // Max windows with no tap in the input (dilations can make them) yield ORT's lowest(), not −∞.
         let hollow = max && tables[2].iter().any(|t| t.count == 0);
-        // Every line position's input rows (offsets in a channel plane), shared by all channels: position p's are
-        // `rows[starts[p]..starts[p + 1]]`, with `starts` = `rows[..=per_channel]`.
         let per_channel = o0 * o1;
-        rows.clear();
-        rows.resize(per_channel + 1, 0);
-        for p in 0..per_channel {
-            let (t0, t1) = (tables[0][p / o1], tables[1][p % o1]);
-            for ia in 0..t0.count {
-                let y0 = t0.first + ia * dil[0];
-                rows.extend((0..t1.count).map(|ib| (y0 * i1 + t1.first + ib * dil[1]) * i2));
-            }
-            rows[p + 1] = rows.len() - per_channel - 1;
-        }
-        let (starts, rows) = rows.split_at(per_channel + 1);
+        let (starts, rows) = self.line_rows.split_at(per_channel + 1);
         let job = LineJob { starts, rows, body: lead..lead + cols, span, pitch, window: (k2, s2, d2) };
         let plane = g.in_pixels();
         let full_kernel: usize = g.kernel.iter().product();
@@ -807,11 +806,10 @@ mod tests {
                 let o2 = *g.out_spatial.last().unwrap();
                 for isa in crate::kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
                     let mut got = vec![f32::INFINITY; op * c];
-                    let mut rows = Vec::new();
                     let mut h = Default::default();
                     for r in [0..1.min(lines), 1.min(lines)..lines / 2, lines / 2..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw(isa.kernels(), &x, r.clone(), part, &mut rows, &mut h);
+                        plan.run_nchw(isa.kernels(), &x, r.clone(), part, &mut h);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
@@ -845,10 +843,10 @@ mod tests {
                 let (lines, o2) = (plan.nchw_lines(), g.out_spatial[1]);
                 for cut in 0..=lines {
                     let mut got = vec![f32::INFINITY; op * c];
-                    let (mut rows, mut h) = (Vec::new(), Default::default());
+                    let mut h = Default::default();
                     for r in [0..cut, cut..lines] {
                         let part = &mut got[r.start * o2..r.end * o2];
-                        plan.run_nchw(selected_isa().kernels(), &x, r, part, &mut rows, &mut h);
+                        plan.run_nchw(selected_isa().kernels(), &x, r, part, &mut h);
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
@@ -962,13 +960,12 @@ mod tests {
             let plan = PoolPlan::new(PoolKind::Max, &g);
             let lines = plan.nchw_lines();
             let mut y = vec![0.0; lines * g.out_spatial[g.out_spatial.len() - 1]];
-            let (mut rows, mut h, _v) =
-                (Vec::new(), crate::kernels::buf::AlignedBuf::default(), crate::kernels::buf::AlignedBuf::default());
+            let mut h = crate::kernels::buf::AlignedBuf::default();
             let mut best = f64::MAX;
             for _ in 0..7 * (1 + 20 * usize::from(!only.is_empty())) {
                 let t = now();
                 for _ in 0..50 {
-                    plan.run_nchw(selected_isa().kernels(), &x, 0..lines, &mut y, &mut rows, &mut h);
+                    plan.run_nchw(selected_isa().kernels(), &x, 0..lines, &mut y, &mut h);
                 }
                 best = best.min((now() - t) / 50.0);
             }

@@ -378,10 +378,7 @@ impl Pool {
             let max = self.kind == Kind::GlobalMaxPool;
             match (&plan, self.nhwc) {
                 (Some(plan), true) => plan.run(x_img, r, y_part, scratch.pool_taps()),
-                (Some(plan), false) => {
-                    let (rows, row) = scratch.pool_rows();
-                    plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, rows, row)
-                }
+                (Some(plan), false) => plan.run_nchw(selected_isa().kernels(), x_img, r, y_part, scratch.pool_rows()),
                 (None, true) => global_pool_nhwc(max, x_img, c, r, y_part),
                 (None, false) => {
                     let plane = g.in_pixels();

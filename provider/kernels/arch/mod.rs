@@ -261,7 +261,6 @@ pub(crate) type PoolNchwFn = unsafe fn(
     input: &[f32],
     lines: std::ops::Range<usize>,
     out: &mut [f32],
-    rows: &mut Vec<usize>,
     row: &mut crate::kernels::buf::AlignedBuf,
 );
 
@@ -388,9 +387,9 @@ macro_rules! portable_wrappers {
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn pool_nchw(
             plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
-            rows: &mut Vec<usize>, row: &mut crate::kernels::buf::AlignedBuf,
+            row: &mut crate::kernels::buf::AlignedBuf,
         ) {
-            plan.nchw_body(input, lines, out, rows, row)
+            plan.nchw_body(input, lines, out, row)
         }
 
         $(#[target_feature(enable = $feat)])?
