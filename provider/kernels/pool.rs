@@ -813,9 +813,150 @@ mod tests {
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
-                        let same = (v.is_nan() && w.is_nan()) || v == w || (v - w).abs() <= 1e-5 * w.abs().max(1.0);
+                        let same = close(v, w);
                         let (ch, o) = (i / op, i % op);
                         assert!(same, "{} {kind:?} {g:?}: channel {ch} output {o}: got {v}, want {w}", isa.name());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Equal, both NaN, or within 1e-5 relative of a finite `w` (an infinite `w` must be matched exactly).
+    fn close(v: f32, w: f32) -> bool {
+        (v.is_nan() && w.is_nan()) || v == w || (w.is_finite() && (v - w).abs() <= 1e-5 * w.abs().max(1.0))
+    }
+
+    /// ONNX's pooling straight from the definition (channels-first, every tap checked against the bounds): the
+    /// reference for the random geometries below.
+    fn brute_force(kind: PoolKind, g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
+        let nd = g.in_spatial.len();
+        let (ip, op) = (g.in_pixels(), g.out_pixels());
+        let full: usize = g.kernel.iter().product();
+        let unravel = |mut r: usize, dims: &[usize]| {
+            let mut at = vec![0; dims.len()];
+            for d in (0..dims.len()).rev() {
+                at[d] = r % dims[d];
+                r /= dims[d];
+            }
+            at
+        };
+        let mut y = vec![0.0; g.channels * op];
+        for ch in 0..g.channels {
+            for o in 0..op {
+                let oi = unravel(o, &g.out_spatial);
+                let vals: Vec<f32> = (0..full)
+                    .filter_map(|t| {
+                        let ki = unravel(t, &g.kernel);
+                        let mut idx = 0;
+                        for d in 0..nd {
+                            let pos = (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64 - g.pads_begin[d] as i64;
+                            if pos < 0 || pos >= g.in_spatial[d] as i64 {
+                                return None;
+                            }
+                            idx = idx * g.in_spatial[d] + pos as usize;
+                        }
+                        Some(x[ch * ip + idx])
+                    })
+                    .collect();
+                y[ch * op + o] = if vals.is_empty() {
+                    kind.empty()
+                } else if kind == PoolKind::Max {
+                    if vals.iter().any(|v| v.is_nan()) {
+                        f32::NAN
+                    } else {
+                        vals.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+                    }
+                } else {
+                    let clipped: usize = (0..nd)
+                        .map(|d| {
+                            let start = (oi[d] * g.strides[d]) as i64 - g.pads_begin[d] as i64;
+                            let end = (start + (g.kernel[d] * g.dilations[d]) as i64)
+                                .min((g.in_spatial[d] + g.pads_end[d]) as i64);
+                            (1 + (end - start - 1) / g.dilations[d] as i64) as usize
+                        })
+                        .product();
+                    vals.iter().sum::<f32>() / kind.divisor(vals.len(), full, clipped)
+                };
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn channels_first_random_geometries_match_the_definition() {
+        // 1-D to 3-D; kernels 1–6, strides 1–3, dilations 1–3; pads up to 3k + 1 (beyond the window's span,
+        // leaving no input column in reach); ceil-mode and further overhanging outputs; last dims up to 3000 (every
+        // line-group size, every block width); NaN and ±inf, sometimes an all −∞ input; every tier; each run cut
+        // into up to four tasks anywhere, the scratch poisoned with NaN before each.
+        let mut rng = crate::kernels::tests::Rng::new(0x5eed);
+        let mut scratch = crate::kernels::buf::AlignedBuf::default();
+        for case in 0..1500 {
+            let nd = rng.range(1, 3);
+            let mut g = geom(rng.range(1, 3), &[], &[], &[], &[], &[], &[], &[]);
+            for d in 0..nd {
+                let wide = d == nd - 1 && rng.range(0, 2) == 0;
+                let i = if wide && nd < 3 && rng.range(0, 5) == 0 {
+                    rng.range(1, 3000)
+                } else if wide {
+                    rng.range(1, 60)
+                } else {
+                    rng.range(1, 8)
+                };
+                let k_max = if rng.range(0, 3) == 0 { 6 } else { 3 };
+                let k = rng.range(1, k_max);
+                let (s, dil) = (rng.range(1, 3), if rng.range(0, 2) == 0 { rng.range(1, 3) } else { 1 });
+                let far = rng.range(0, 7) == 0;
+                let pad = |rng: &mut crate::kernels::tests::Rng| rng.range(0, if far { 3 * k + 1 } else { k - 1 });
+                let (pb, pe) = (pad(&mut rng), pad(&mut rng));
+                let (ext, total) = ((k - 1) * dil + 1, i + pb + pe);
+                let o = if total < ext {
+                    1
+                } else if rng.range(0, 1) == 0 {
+                    (total - ext) / s + 1
+                } else {
+                    (total - ext).div_ceil(s) + 1
+                } + if rng.range(0, 9) == 0 { rng.range(0, 2) } else { 0 };
+                for (v, x) in [
+                    (&mut g.in_spatial, i),
+                    (&mut g.out_spatial, o),
+                    (&mut g.kernel, k),
+                    (&mut g.strides, s),
+                    (&mut g.dilations, dil),
+                    (&mut g.pads_begin, pb),
+                    (&mut g.pads_end, pe),
+                ] {
+                    v.push(x);
+                }
+            }
+            let (c, op) = (g.channels, g.out_pixels());
+            let mut x: Vec<f32> = (0..g.in_pixels() * c).map(|_| rng.range(0, 2000) as f32 - 1000.0).collect();
+            for _ in 0..rng.range(0, 3) {
+                let at = rng.range(0, x.len() - 1);
+                x[at] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][rng.range(0, 2)];
+            }
+            if rng.range(0, 9) == 0 {
+                x.fill(f32::NEG_INFINITY);
+            }
+            for kind in
+                [PoolKind::Max, PoolKind::AvgExcludePad, PoolKind::AvgIncludePad, PoolKind::AvgIncludePadClipped]
+            {
+                let plan = PoolPlan::new(kind, &g);
+                let want = brute_force(kind, &g, &x);
+                let (lines, o2) = (plan.nchw_lines(), *g.out_spatial.last().unwrap());
+                for isa in crate::kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+                    let mut got = vec![12345.0; op * c];
+                    let mut cuts: Vec<usize> = (0..rng.range(0, 3)).map(|_| rng.range(0, lines)).collect();
+                    cuts.extend([0, lines]);
+                    cuts.sort();
+                    for w in cuts.windows(2) {
+                        scratch.get(1 << 16).fill(f32::NAN);
+                        let part = &mut got[w[0] * o2..w[1] * o2];
+                        plan.run_nchw(isa.kernels(), &x, w[0]..w[1], part, &mut scratch);
+                    }
+                    for (i, (&v, &w)) in got.iter().zip(&want).enumerate() {
+                        let same = close(v, w);
+                        assert!(same, "case {case} {} {kind:?} {g:?}: output {i}: got {v}, want {w}", isa.name());
                     }
                 }
             }
@@ -850,7 +991,7 @@ mod tests {
                     }
                     for (i, &v) in got.iter().enumerate() {
                         let w = want[(i % op) * c + i / op];
-                        assert!((v - w).abs() <= 1e-5 * w.abs().max(1.0), "{kind:?} {g:?} cut {cut}: {i}: {v} vs {w}");
+                        assert!(close(v, w), "{kind:?} {g:?} cut {cut}: {i}: {v} vs {w}");
                     }
                 }
             }
@@ -871,7 +1012,7 @@ mod tests {
                     } else {
                         p.iter().sum::<f32>() / plane as f32
                     };
-                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "plane {plane} max {max}: {g} vs {w}");
+                    assert!(close(*g, w), "plane {plane} max {max}: {g} vs {w}");
                 }
             }
             let mut nan = x[..plane].to_vec();
