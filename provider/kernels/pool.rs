@@ -221,9 +221,9 @@ impl<'g> PoolPlan<'g> {
     ///
     /// Per output line: the input rows its windows cover along the outer dims are reduced into one padded row
     /// (`row`: the reduction's identity where windows reach into the padding or past the end), which is then reduced
-    /// along its length. Max pooling runs the one-instruction maximum and sums every value it reads on the way; a
-    /// non-finite sum (a NaN, or an infinity: a false positive only costs time) redoes the line with the
-    /// NaN-propagating [`max_nan`].
+    /// along its length (in groups of lines, see [`LineJob`]). Max pooling runs the one-instruction maximum and sums
+    /// every value it reads on the way; a non-finite sum over a channel's lines (a NaN, or an infinity: a false
+    /// positive only costs time) redoes them with the NaN-propagating [`max_nan`].
     #[inline(always)]
     pub(crate) fn nchw_body(
         &self,
