@@ -515,11 +515,18 @@ unsafe fn avx2_mmm_f32_6x16(
     // c + i·rsc, and a non-null `epi` residual holds NR readable floats at res + i·res_rs (the caller's contract,
     // see `TileEpi`); AVX2/FMA are enabled on this function and supported by the caller's check.
     unsafe {
-        // Warm the C tile while the product runs (it is read back when accumulating and written at the end).
+        // Warm the C tile (read back when accumulating, written at the end) and the residual's rows (see
+        // `avx512_body`) while the product runs.
+        let res = epi.as_ref().filter(|e| !e.res.is_null()).map(|e| (e.res, e.res_rs));
         for i in 0..MR {
             let cp = c.offset(i as isize * rsc) as *const i8;
             _mm_prefetch::<_MM_HINT_T0>(cp);
             _mm_prefetch::<_MM_HINT_T0>(cp.add(63));
+            if let Some((r, rs)) = res {
+                let rp = r.wrapping_offset(i as isize * rs) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(rp);
+                _mm_prefetch::<_MM_HINT_T0>(rp.wrapping_add(63));
+            }
         }
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         let mut ap = a;
@@ -741,11 +748,20 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
     // (AVX-512 masked loads and stores suppress faults), so their addresses may lie outside C (formed with
     // wrapping arithmetic). AVX-512F is enabled by the caller.
     unsafe {
+        // The residual's rows are read only at the store, from a tensor written several layers before (often out of
+        // the caches): fetch them with the C tile, so the K loop hides the misses (a chain of ResNet-50 bottlenecks
+        // 1.03× faster, one core).
+        let res = epi.as_ref().filter(|e| !e.res.is_null()).map(|e| (e.res, e.res_rs));
         for seg in segs {
             for i in 0..M {
                 let cp = c.offset(i as isize * rsc).wrapping_offset(seg.delta) as *const i8;
                 _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(4 * seg.mask.trailing_zeros() as usize));
                 _mm_prefetch::<_MM_HINT_T0>(cp.wrapping_add(4 * (31 - seg.mask.leading_zeros() as usize)));
+                if let Some((r, rs)) = res {
+                    let rp = r.wrapping_offset(i as isize * rs + seg.delta) as *const i8;
+                    _mm_prefetch::<_MM_HINT_T0>(rp.wrapping_add(4 * seg.mask.trailing_zeros() as usize));
+                    _mm_prefetch::<_MM_HINT_T0>(rp.wrapping_add(4 * (31 - seg.mask.leading_zeros() as usize)));
+                }
             }
         }
         let mut acc = [[_mm512_setzero_ps(); 2]; M];
