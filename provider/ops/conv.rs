@@ -504,8 +504,6 @@ impl Conv {
 }
 
 impl Conv {
-    /// Channels-last: per image and group, `Y[:, group's channels] = im2col_nhwc(X) · B_g` (a plain GEMM with the
-    /// pixels as rows, so C's rows are contiguous output pixels); depthwise on its own channels-last kernel.
     /// Whether this run takes the depthwise kernels. Their general path skips taps that fall in the padding,
     /// while ORT's Conv (and our GEMM lowering) multiplies the zero padding by the weight: they differ only for
     /// ±inf/NaN weights (0·inf = NaN), which then take the GEMM lowering (a dynamic W is scanned only when that
@@ -522,6 +520,8 @@ impl Conv {
             }
     }
 
+    /// Channels-last: per image and group, `Y[:, group's channels] = im2col_nhwc(X) · B_g` (a plain GEMM with the
+    /// pixels as rows, so C's rows are contiguous output pixels); depthwise on its own channels-last kernel.
     #[allow(clippy::too_many_arguments)]
     fn run_nhwc(
         &self,

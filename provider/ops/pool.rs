@@ -364,7 +364,7 @@ impl Pool {
         let (rows, cols, taps) = match (&plan, self.nhwc) {
             (None, _) => (c, 1, g.in_pixels()),
             (Some(_), true) => (g.out_pixels(), c, g.kernel_taps()),
-            // A line's fixed cost (its row list, loop set-ups, the padded row's store and reload) is worth
+            // A line's fixed cost (table look-ups, loop set-ups, the padded row's store and reload) is worth
             // ~LINE_COST_TAPS taps of depthwise work, spread over its outputs.
             (Some(plan), false) => (plan.nchw_lines(), o_last, g.kernel_taps() + LINE_COST_TAPS / o_last.max(1)),
         };
