@@ -23,6 +23,7 @@ use std::ops::Range;
 use super::arch::{Seg, TileEpi};
 use super::gemm::FusedPrefix;
 use super::isa::{selected_isa, tile_info_for};
+use super::prefetch;
 use super::window;
 use super::{ConvGeometry, FusedOp, Im2col, MatMut, PackedB, Scratch};
 
@@ -192,7 +193,7 @@ fn conv_t_chunk(
             };
             for (t, pan) in tpanels.iter().enumerate() {
                 for l in pf_lines * t / np..pf_lines * (t + 1) / np {
-                    prefetch_l2(pf.wrapping_add(l * 16));
+                    prefetch::read_l2(pf.wrapping_add(l * 16));
                 }
                 let aptr = apack.wrapping_add(t * mr * kb);
                 // SAFETY: the A panel holds kb·MR floats, the B micro-panel kb·NR (PackedB over the full K, zero-padded
@@ -298,18 +299,6 @@ fn conv_t_chunk(
     if !rest.is_empty() && nch > 0 {
         ((nch - 1) / G * G..nch).for_each(epilogue_row);
     }
-}
-
-/// Hint that the cache line at `p` will be read soon (into L2); a no-op where there is no such hint.
-#[inline(always)]
-fn prefetch_l2(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and does not change memory (SSE, always present on x86_64).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Bits `lo..hi` of a lane mask (`hi ≤ 32`).

@@ -28,6 +28,7 @@ mod gemv;
 mod isa;
 mod pack;
 pub(crate) mod pool;
+mod prefetch;
 #[cfg(test)]
 mod tests;
 mod window;
