@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use super::arch::{Seg, TileEpi};
+use super::arch::{Ahead, Seg, TileEpi};
 use super::gemm::FusedPrefix;
 use super::isa::{selected_isa, tile_info_for};
 use super::prefetch;
@@ -192,8 +192,13 @@ fn conv_t_chunk(
                 None => (std::ptr::null(), 0),
             };
             for (t, pan) in tpanels.iter().enumerate() {
-                for l in pf_lines * t / np..pf_lines * (t + 1) / np {
-                    prefetch::read_l2(pf.wrapping_add(l * 16));
+                // This panel's share of the next micro-panel's lines: fetched by the kernel as it runs, or here.
+                let (q0, q1) = (pf_lines * t / np, pf_lines * (t + 1) / np);
+                let ahead = Ahead { start: pf.wrapping_add(q0 * 16), lines: q1 - q0 };
+                if ks.gemm_seg_arows.is_none() {
+                    for l in q0..q1 {
+                        prefetch::read_l2(pf.wrapping_add(l * 16));
+                    }
                 }
                 let aptr = apack.wrapping_add(t * mr * kb);
                 // SAFETY: the A panel holds kb·MR floats, the B micro-panel kb·NR (PackedB over the full K, zero-padded
@@ -218,7 +223,7 @@ fn conv_t_chunk(
                             ..f.tile
                         });
                         let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
-                        arows(kb, pan.m, a, offs.as_ptr(), 1, bptr, cp, ldt as isize, &[sg], !first, ep);
+                        arows(kb, pan.m, a, offs.as_ptr(), 1, bptr, cp, ldt as isize, &[sg], !first, ep, ahead);
                     } else if full && pan.m == mr {
                         (ks.gemm)(kb, aptr, bptr, crow.add(tj - r0), ldt as isize, !first, std::ptr::null());
                     } else if let Some(seg) = ks.gemm_seg {

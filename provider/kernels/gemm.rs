@@ -12,7 +12,7 @@
 //! MR / NR multiple still work: the partial tile at the edge is computed whole into a small temp tile and only the
 //! owned part is stored.
 
-use super::arch::{GemmSegAUkr, KernelSet, Seg, TileEpi};
+use super::arch::{Ahead, GemmSegAUkr, KernelSet, Seg, TileEpi};
 use super::buf::AlignedBuf;
 use super::isa::{selected_isa, tile_info_for, Isa};
 use super::pack::{pack_a, pack_a_from, pack_a_im2col_nhwc, pack_b, pack_b_from, pack_b_im2col, Im2colWork, NO_ORIGIN};
@@ -466,7 +466,7 @@ impl Pass<'_, '_> {
             let cp = c.ptr_at(ri.start, 0);
             let (epi, rest) = self.seg_epi(ri.start);
             let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
-            arows(self.kb, ri.len(), a, aoff, ars, b, cp, c.rs, &[seg], !self.first, ep);
+            arows(self.kb, ri.len(), a, aoff, ars, b, cp, c.rs, &[seg], !self.first, ep, Ahead::NONE);
             if self.last && !rest.is_empty() {
                 (self.ks.epilogue)(c.ptr_at(ri.start, cj.start), c.rs, ri.len(), n, ri.start, cj.start, rest);
             }

@@ -60,6 +60,8 @@ pub(crate) type GemmSegUkr = unsafe fn(
 /// channel-vectorized convolution's pixels straight from the window, `ars = 1`; a channels-last convolution's
 /// pixels straight from the input, `ars` = stride × channels).
 ///
+/// Meanwhile the kernel fetches `ahead` into L2, two lines every other step (the rest, if any, after the last).
+///
 /// # Safety
 /// As [`GemmSegUkr`] with a packed B; `aoff` holds `k` offsets and every `a + aoff[p] + i·ars` (`i < m`) is readable.
 pub(crate) type GemmSegAUkr = unsafe fn(
@@ -74,7 +76,24 @@ pub(crate) type GemmSegAUkr = unsafe fn(
     segs: &[Seg],
     accumulate: bool,
     epi: *const TileEpi,
+    ahead: Ahead,
 );
+
+/// Cache lines a micro-kernel prefetches into L2 while it runs, paced over its steps: the next weight micro-panel
+/// of a channel-vectorized convolution, read once from memory. Prefetched in one burst before the tile instead, its
+/// misses queued up in front of the tile's own loads (twelve 512 ↔ 2048 1 × 1 layers on 7 × 7, 48 MB of weights:
+/// 0.72 of the CPU EP's speed with bursts, 0.86 with the bursts cut in four).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ahead {
+    /// First line (any address: prefetches never fault).
+    pub(crate) start: *const f32,
+    /// Number of consecutive 64-byte lines.
+    pub(crate) lines: usize,
+}
+
+impl Ahead {
+    pub(crate) const NONE: Ahead = Ahead { start: std::ptr::null(), lines: 0 };
+}
 
 /// The part of an epilogue a micro-kernel applies in registers before storing a tile:
 /// `y = clamp(y + row_bias[i] + col_bias[j] + res[i, j], lo, hi)`, each part optional, in that order.

@@ -2,7 +2,7 @@
 //! (12×32: 24 zmm accumulators, 2 B loads, broadcasts folded into the FMAs). Selected only when the CPU and the OS
 //! both support them (see `isa.rs`).
 
-use super::{make_kernel_set, KernelSet, Seg, TileEpi};
+use super::{make_kernel_set, Ahead, KernelSet, Seg, TileEpi};
 use crate::kernels::isa::Isa;
 use std::arch::x86_64::*;
 
@@ -617,7 +617,9 @@ unsafe fn avx512_mmm_f32_12x32(
 ) {
     const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
     // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
-    unsafe { avx512_body::<12, false, false, false>(k, a, 1, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi) }
+    unsafe {
+        avx512_body::<12, false, false, false>(k, a, 1, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi, Ahead::NONE)
+    }
 }
 
 /// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
@@ -641,10 +643,10 @@ unsafe fn avx512_mmm_f32_12x32_seg(
 ) {
     if boff.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<false, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<false, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, Ahead::NONE) }
     } else {
         // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<true, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi) }
+        unsafe { avx512_seg_m::<true, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, Ahead::NONE) }
     }
 }
 
@@ -667,13 +669,14 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
     segs: &[Seg],
     accumulate: bool,
     epi: *const TileEpi,
+    ahead: Ahead,
 ) {
     // SAFETY: forwarded contract (the body reads A step p at a + aoff[p] + i·ars, rows 0..m).
     unsafe {
         if ars == 1 {
-            avx512_seg_m::<false, true, false>(k, m, a, 1, b, aoff, c, rsc, segs, accumulate, epi)
+            avx512_seg_m::<false, true, false>(k, m, a, 1, b, aoff, c, rsc, segs, accumulate, epi, ahead)
         } else {
-            avx512_seg_m::<false, true, true>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi)
+            avx512_seg_m::<false, true, true>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi, ahead)
         }
     }
 }
@@ -696,23 +699,24 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool>
     segs: &[Seg],
     accumulate: bool,
     epi: *const TileEpi,
+    ahead: Ahead,
 ) {
     use avx512_body as body;
     // SAFETY: forwarded contract; each instantiation reads m ≤ 12 rows of the 12-row A panel.
     unsafe {
         match m {
-            1 => body::<1, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            2 => body::<2, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            3 => body::<3, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            4 => body::<4, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            5 => body::<5, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            6 => body::<6, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            7 => body::<7, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            8 => body::<8, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            9 => body::<9, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            10 => body::<10, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            11 => body::<11, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
-            _ => body::<12, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi),
+            1 => body::<1, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            2 => body::<2, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            3 => body::<3, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            4 => body::<4, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            5 => body::<5, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            6 => body::<6, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            7 => body::<7, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            8 => body::<8, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            9 => body::<9, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            10 => body::<10, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            11 => body::<11, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            _ => body::<12, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
         }
     }
 }
@@ -738,6 +742,7 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
     segs: &[Seg],
     accumulate: bool,
     epi: *const TileEpi,
+    ahead: Ahead,
 ) {
     const MR: usize = 12;
     const NR: usize = 32;
@@ -768,6 +773,13 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         let mut ap = a;
         let mut bp = b;
         let mut op = boff;
+        // The `ahead` stream, two lines every other step, branch-free: the pointer stops at the stream's last two
+        // lines (re-fetching them is a cache hit); with no stream it stays on B's panel (a hit).
+        let (mut ahead_p, ahead_last) = if ahead.lines == 0 {
+            (b, b)
+        } else {
+            (ahead.start, ahead.start.wrapping_add(16 * ahead.lines.saturating_sub(2)))
+        };
         // `$pf`: prefetch 8 steps ahead — one line of A (it streams from L2) and, for packed B, the two lines of
         // the B micro-panel (from L2 on the first row tile).
         macro_rules! step {
@@ -776,6 +788,12 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
                 // With AROWS, `boff` holds the A offsets: step p's rows are the floats at a + boff[p].
                 let aq = if AROWS { a.add(*op) } else { ap };
                 if $pf {
+                    if AROWS {
+                        _mm_prefetch::<_MM_HINT_T1>(ahead_p as *const i8);
+                        _mm_prefetch::<_MM_HINT_T1>(ahead_p.wrapping_add(16) as *const i8);
+                        let next = ahead_p.wrapping_add(32);
+                        ahead_p = if next < ahead_last { next } else { ahead_last };
+                    }
                     if !AROWS {
                         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
                     }
@@ -820,6 +838,13 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         while p > 0 {
             step!(false);
             p -= 1;
+        }
+        // Lines the steps did not reach (a stream longer than the pass: a block of one pixel panel).
+        // (Lines the steps reached again are cache hits.)
+        let ahead_end = ahead_last.wrapping_add(32);
+        while AROWS && ahead_p < ahead_end {
+            _mm_prefetch::<_MM_HINT_T1>(ahead_p as *const i8);
+            ahead_p = ahead_p.wrapping_add(16);
         }
         // Epilogue fields read once into registers (C stores below could alias them as far as the compiler knows).
         let e = epi.as_ref().copied();
