@@ -186,7 +186,7 @@ impl Executor for AsymRuntime {
         let (pmr, pnr) = match first.a {
             // Channel-vectorized convolution: output channels are its lanes (granule NR of the packed Wᵀ); the
             // pixels of a small map stay in one block, so each task streams only its own channels' weights.
-            AOperand::PackedT(wt) => (wt.nr(), n.max(1)),
+            AOperand::PackedT(wt) => plan_t(m, n, k, wt.nr(), tile.nr),
             _ => (plan_mr(first, tile.mr, tile.nr), tile.nr),
         };
         let plan = self.plan(&GemmProblem::new(kind, jobs.len(), m, n, k).tile(pmr, pnr));
@@ -238,6 +238,20 @@ fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
         m.next_multiple_of(mr)
     } else {
         mr
+    }
+}
+
+/// The granules (rows, columns) the partitioner cuts a channel-vectorized convolution with. Its tasks each prepare
+/// the window of their own pixels and stream the weights of their own channels: large weights are cut along the
+/// channels (granule NR, the pixels in one block), while weights that fit in half of L2 cost little to share, and
+/// a large map is cut along its pixels instead, so no two tasks prepare the same window (VGG-16 on two cores:
+/// its 224² layers had each core copy the whole window for its half of the channels).
+fn plan_t(m: usize, n: usize, k: usize, lanes: usize, nr: usize) -> (usize, usize) {
+    let w_fits = m * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
+    if w_fits && n.div_ceil(nr) >= 8 {
+        (m.next_multiple_of(lanes), nr)
+    } else {
+        (lanes, n.max(1))
     }
 }
 
