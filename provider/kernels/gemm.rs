@@ -327,6 +327,8 @@ fn driver(
                         }
                         None => (bp.base.wrapping_add(jt * bp.stride + bp.k_off), std::ptr::null()),
                     };
+                    // Where the panel's columns go in C: the same for every row tile below.
+                    let cols = pass.tile_cols(tj, cj.clone());
                     for it in (ic - ap.origin) / mr..(ic + im - ap.origin).div_ceil(mr) {
                         let ti = ap.origin + it * mr;
                         let aptr = ap.base.wrapping_add(it * ap.stride + ap.k_off);
@@ -358,7 +360,7 @@ fn driver(
                         }
                         // SAFETY: the panels were packed (or pre-packed) for these tiles with kb-deep slices at the
                         // computed offsets; ri × cj lies inside the caller's block of C.
-                        unsafe { pass.tile(aptr, bptr, boff, ti, ri, tj, cj.clone()) };
+                        unsafe { pass.tile(aptr, bptr, boff, ti, ri, tj, cj.clone(), &cols) };
                     }
                 }
                 ic += im;
@@ -381,6 +383,17 @@ struct Pass<'a, 'c> {
     ops: &'a [FusedOp<'a>],
     fused: Option<FusedPrefix<'a>>,
     tile: *mut f32,
+}
+
+/// Where a column panel's tiles go in C ([`Pass::tile_cols`]).
+struct TileCols {
+    /// The C column of lane 0 when all NR lanes are one run of consecutive C columns.
+    whole: Option<usize>,
+    /// With a masked-store kernel: the runs as lane-mask segments (`ns` of them; more than fit: the temp-tile path),
+    /// and each run's length and first C column.
+    segs: [Seg; 8],
+    runs: [(usize, usize); 8],
+    ns: usize,
 }
 
 /// The prefix of an epilogue the micro-kernel applies in registers: biases (any order, they commute), then at most
@@ -520,8 +533,41 @@ impl Pass<'_, '_> {
         }
     }
 
-    /// The MR × NR tile with origin row `ti`, virtual column `tj`; store only rows `ri` and (virtual) columns `cj`.
-    /// B is a packed micro-panel, or (non-null `boff`, only with the tier's `gemm_seg`) rows `b + boff[p]`.
+    /// Where the tiles of the column panel at virtual column `tj` store their (virtual) columns `cj` in C: worked
+    /// out once per panel, not per tile (the divisions by the window's pitch were a tenth of a K = 27 first
+    /// layer's time).
+    fn tile_cols(&self, tj: usize, cj: Range<usize>) -> TileCols {
+        let (c, map, nr) = (self.c, self.map, self.ks.nr);
+        // The C column of lane 0 when the whole tile is one run of consecutive C columns.
+        let whole = if cj.start == tj && cj.end == tj + nr && c.cs == 1 {
+            if map.pitch == map.width {
+                Some(map.base + tj)
+            } else {
+                let col = tj % map.pitch;
+                (col + nr <= map.width).then(|| map.base + (tj / map.pitch) * map.width + col)
+            }
+        } else {
+            None
+        };
+        let mut cols = TileCols { whole, segs: [Seg { delta: 0, mask: 0 }; 8], runs: [(0, 0); 8], ns: 0 };
+        if self.ks.gemm_seg.is_some() && c.cs == 1 {
+            let lane0 = cj.start - tj;
+            map.segments(cj, |lane, n, col| {
+                if cols.ns < cols.segs.len() {
+                    let l = lane0 + lane;
+                    let mask = if n >= 32 { u32::MAX } else { ((1u32 << n) - 1) << l };
+                    cols.segs[cols.ns] = Seg { delta: col as isize - l as isize, mask };
+                    cols.runs[cols.ns] = (n, col);
+                }
+                cols.ns += 1;
+            });
+        }
+        cols
+    }
+
+    /// The MR × NR tile with origin row `ti`, virtual column `tj`; store only rows `ri` and (virtual) columns `cj`,
+    /// which go to C as `cols` (from [`Pass::tile_cols`]) says. B is a packed micro-panel, or (non-null `boff`, only
+    /// with the tier's `gemm_seg`) rows `b + boff[p]`.
     ///
     /// # Safety
     /// `a` / `b` point to `kb`-deep MR / NR panel slices (or `kb` offsets of readable NR-float rows); `ri × cj` maps
@@ -537,22 +583,12 @@ impl Pass<'_, '_> {
         ri: Range<usize>,
         tj: usize,
         cj: Range<usize>,
+        cols: &TileCols,
     ) {
         let (mr, nr) = (self.ks.mr, self.ks.nr);
         let c = self.c;
         let map = self.map;
-        // The C column of lane 0 when the whole tile is one run of consecutive C columns.
-        let whole = if cj.start == tj && cj.end == tj + nr && c.cs == 1 {
-            if map.pitch == map.width {
-                Some(map.base + tj)
-            } else {
-                let col = tj % map.pitch;
-                (col + nr <= map.width).then(|| map.base + (tj / map.pitch) * map.width + col)
-            }
-        } else {
-            None
-        };
-        if let (Some(tc), true) = (whole, ri.start == ti && ri.end == ti + mr && boff.is_null()) {
+        if let (Some(tc), true) = (cols.whole, ri.start == ti && ri.end == ti + mr && boff.is_null()) {
             // SAFETY: the whole tile is inside C with contiguous columns and owned by the caller.
             unsafe {
                 let cp = c.ptr_at(ti, tc);
@@ -583,18 +619,8 @@ impl Pass<'_, '_> {
         if let (Some(seg_ukr), 1) = (self.ks.gemm_seg, c.cs) {
             // Edge or split tile stored in place through lane masks (rows ri.start.. of the panel: the kernel reads
             // A at a row offset, the panel step stays MR).
-            let mut segs = [Seg { delta: 0, mask: 0 }; 8];
-            let mut ns = 0;
-            let mut runs = [(0usize, 0usize, 0usize); 8];
-            map.segments(cj.clone(), |lane, n, col| {
-                if ns < segs.len() {
-                    let l = lane0 + lane;
-                    let mask = if n >= 32 { u32::MAX } else { ((1u32 << n) - 1) << l };
-                    segs[ns] = Seg { delta: col as isize - l as isize, mask };
-                    runs[ns] = (l, n, col);
-                }
-                ns += 1;
-            });
+            let TileCols { segs, runs, ns, .. } = cols;
+            let ns = *ns;
             if ns <= segs.len() {
                 // SAFETY: every selected lane is a C element of the owned block (rows ri, the mapped columns);
                 // the A slice starts ri.start − ti rows into its panel, so rows 0..m are the panel's ri rows.
@@ -605,7 +631,7 @@ impl Pass<'_, '_> {
                     let ep = epi.as_ref().map_or(std::ptr::null(), |e| e as *const TileEpi);
                     seg_ukr(self.kb, m, ar, b, boff, cp, c.rs, &segs[..ns], !self.first, ep);
                     if self.last && !rest.is_empty() {
-                        for &(_, n, col) in &runs[..ns] {
+                        for &(n, col) in &runs[..ns] {
                             (self.ks.epilogue)(c.ptr_at(ri.start, col), c.rs, m, n, ri.start, col, rest);
                         }
                     }
