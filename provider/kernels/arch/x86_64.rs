@@ -616,10 +616,9 @@ unsafe fn avx512_mmm_f32_12x32(
     epi: *const TileEpi,
 ) {
     const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
+    let (boff, ahead) = (std::ptr::null(), Ahead::NONE);
     // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
-    unsafe {
-        avx512_body::<12, false, false, false>(k, a, 1, b, std::ptr::null(), c, rsc, &WHOLE, accumulate, epi, Ahead::NONE)
-    }
+    unsafe { avx512_body::<12, false, false, false>(k, a, 1, b, boff, c, rsc, &WHOLE, accumulate, epi, ahead) }
 }
 
 /// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
