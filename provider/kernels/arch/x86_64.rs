@@ -144,6 +144,22 @@ unsafe fn avx512_dw3x3(
             let iy0 = (oy * g.s) as isize - g.pt as isize;
             iy0 >= 0 && iy0 + 2 < g.h as isize
         };
+        // Stride 2: while output rows `oy0 .. oy1` are computed, the same share of the next channel's plane (the
+        // next plane of the caller's loop) is fetched into L2. The hardware prefetchers kept up with stride-1
+        // planes, not with these: inside MobileNetV1 (one core) its 112² → 56² layer took 172–191 µs without, 90
+        // with (the same layer alone, its input fresh from a single pointwise layer: 74 µs).
+        let next_plane = x.wrapping_add(g.h * g.w);
+        let prefetch_next = |oy0: usize, oy1: usize| {
+            if s == 2 {
+                let (r0, r1) = (oy0 * g.h / g.ho, (oy1 * g.h / g.ho).min(g.h));
+                let end = next_plane.wrapping_add(r1 * g.w);
+                let mut p = next_plane.wrapping_add(r0 * g.w);
+                while p < end {
+                    _mm_prefetch::<_MM_HINT_T1>(p as *const i8);
+                    p = p.wrapping_add(16);
+                }
+            }
+        };
         let mut oy = 0;
         while oy < g.ho {
             if one_step && s == 1 && oy + 3 < g.ho && interior(oy) && interior(oy + 3) {
@@ -186,6 +202,7 @@ unsafe fn avx512_dw3x3(
                 continue;
             }
             if one_step && oy + 1 < g.ho && interior(oy) && interior(oy + 1) {
+                prefetch_next(oy, oy + 2);
                 let r0 = x.add((oy * g.s - g.pt) * g.w);
                 let r1 = x.add(((oy + 1) * g.s - g.pt) * g.w);
                 let mut a = [init, zero, zero, init, zero, zero];
@@ -201,6 +218,7 @@ unsafe fn avx512_dw3x3(
                 continue;
             }
             let iy0 = (oy * g.s) as isize - g.pt as isize;
+            prefetch_next(oy, oy + 1);
             let mut rows = [x; 3];
             let mut present = [false; 3];
             for ky in 0..3 {
