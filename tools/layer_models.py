@@ -4,19 +4,26 @@
     tools/layer_models.py generate [DIR]                     # write the models (default .cache/layers)
     tools/layer_models.py bench [DIR] [-k FILTER] [-r RUNS] [--block N]  # asymo-bench each: 1 and 2 cores
     tools/layer_models.py ab [DIR] [-k FILTER] [-n ROUNDS]  # one process, both sessions, interleaved, one core
+    tools/layer_models.py nodes MODEL [-n ROUNDS] [--top N] [--all]  # per node inside a model, one core
     tools/layer_models.py list
 
 Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1):
 - `mm_<n>`: MatMul [n, n] x constant [n, n], n = 64 … 2048;
 - `gemv_<k>x<n>`: MatMul [1, k] x constant [k, n] (4096x4096 and 1024x4096);
 - `r50_*` / `mb1_*`: one Conv (+ bias) + Relu of ResNet-50 / MobileNetV1 at 224x224 (every distinct shape),
-  MobileNetV1's depthwise layers included (`mb1_dw*`); `r50_fc`: the 2048 -> 1000 Gemm.
+  MobileNetV1's depthwise layers included (`mb1_dw*`); `r50_fc`: the 2048 -> 1000 Gemm;
+- `r50_l4_chain2` / `r50_l4_chain12`: 2 / 12 of ResNet-50's last-stage 1x1 layers (512 <-> 2048 on 7x7) in a chain,
+  each with its own weights: 8 MB (held in L3) / 48 MB (streamed from memory every run).
 
 `ab` measures kernel speed with the noise of this shared VM filtered out: one process pinned to CPU 0 holds a CPU EP
 session (1 intra-op thread) and our session (`cores=0`); rounds alternate 3 runs of each; it prints the minimum and
 the median per side and their ratios. The minimum is the kernel comparison (host noise only ever adds time); the
 median includes how our worker, ORT's calling thread and our spin-waiting share that one CPU, which a real
 deployment does not force (ORT's thread then runs on the other core) — use `bench` for end-to-end latency.
+
+`nodes` compares inside a whole model instead (a layer's inputs, weights and output are where the layers before
+left them — often not where a single-node model keeps them): ORT's profiler over both sessions in one process on
+CPU 0, per-node medians summed by output shape, the groups we lose most first (`--all`: every node).
 
 `bench` runs, for every model, one asymo-bench invocation with four interleaved configurations — CPU EP with 1 and
 2 intra-op threads, our EP on one core (`cores=0`) and on both — and prints p50 per configuration and the ratios
@@ -84,6 +91,9 @@ CONVS: List[Tuple[str, int, int, int, int, int, int]] = [
     ("mb1_dw13_1024_s1", 1024, 1024, 3, 1, 7, 1024),
     ("mb1_pw13_1024_1024", 1024, 1024, 1, 1, 7, 1),
 ]
+# Chains of ResNet-50's last-stage 1x1 pair (512 -> 2048 -> 512 on 7x7, each Conv + Relu, every layer its own
+# weights): 2 layers (8 MB of weights, held in L3) and 12 (48 MB, streamed from memory on every run).
+CHAINS = [("r50_l4_chain2", 1), ("r50_l4_chain12", 6)]
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 GEMV = [(4096, 4096), (1024, 4096)]
 
@@ -131,6 +141,17 @@ def build_all() -> Dict[str, "onnx.ModelProto"]:  # noqa: F821
         ]
         o = (size + 2 * p - k) // s + 1
         out[name] = model(name, nodes, [w, b], [1, cin, size, size], [1, cout, o, o])
+    for name, pairs in CHAINS:
+        nodes, inits, x = [], [], "x"
+        for i in range(2 * pairs):
+            cin, cout = (512, 2048) if i % 2 == 0 else (2048, 512)
+            inits += [numpy_helper.from_array(weight((cout, cin, 1, 1), cin), f"w{i}"),
+                      numpy_helper.from_array(weight((cout,), 64) * np.float32(0.1), f"b{i}")]
+            y = "y" if i == 2 * pairs - 1 else f"r{i}"
+            nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}"),
+                      helper.make_node("Relu", [f"c{i}"], [y], name=f"relu{i}")]
+            x = y
+        out[name] = model(name, nodes, inits, [1, 512, 7, 7], [1, 512, 7, 7])
     return out
 
 
@@ -192,7 +213,7 @@ def ab(d: Path, flt: str, rounds: int) -> int:
     os.sched_setaffinity(0, {0})
     ort.register_execution_provider_library("asymo", os.environ["ASYMO_EP_LIB"])
     devs = [dv for dv in ort.get_ep_devices() if dv.ep_name == "AsyMoExecutionProvider"]
-    if not d.exists():
+    if not all((d / f"{n}.onnx").exists() for n in all_names()):
         generate(d)
     order = {n: i for i, n in enumerate(all_names())}
     names = sorted((p.stem for p in d.glob("*.onnx") if not flt or any(f in p.stem for f in flt.split(","))),
@@ -233,9 +254,77 @@ def ab(d: Path, flt: str, rounds: int) -> int:
     return 0
 
 
+def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
+    """ORT's profiler over our session (`cores=0`) and the CPU EP's (1 intra-op thread) in one process pinned to
+    CPU 0, alternating 3 runs of each per round: per-node medians summed by output shape (ORT's blocked-layout
+    reorders as their own group), the groups where we lose most first."""
+    import collections
+
+    import numpy as np
+    import onnxruntime as ort
+
+    os.sched_setaffinity(0, {0})
+    ort.set_default_logger_severity(3)
+    ort.register_execution_provider_library("asymo", os.environ["ASYMO_EP_LIB"])
+    devs = [dv for dv in ort.get_ep_devices() if dv.ep_name == "AsyMoExecutionProvider"]
+    tmp = tempfile.mkdtemp(prefix="layer_models_nodes_")
+
+    def session(ours: bool):
+        so = ort.SessionOptions()
+        so.enable_profiling, so.profile_file_prefix = True, os.path.join(tmp, "ours" if ours else "cpu")
+        so.intra_op_num_threads = 1
+        if ours:
+            so.add_provider_for_devices(devs, {"cores": "0"})
+            return ort.InferenceSession(model, so)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+    sessions = {"ours": session(True), "cpu": session(False)}
+    feed = {i.name: np.random.default_rng(0).random([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
+                                                     dtype=np.float32) for i in sessions["cpu"].get_inputs()}
+    for s in sessions.values():
+        for _ in range(5):
+            s.run(None, feed)
+    for _ in range(rounds):
+        for s in sessions.values():
+            for _ in range(3):
+                s.run(None, feed)
+    per, runs = {}, {}
+    for key, s in sessions.items():
+        trace = json.loads(Path(s.end_profiling()).read_text())
+        times, shape = collections.defaultdict(list), {}
+        run = []
+        for e in trace:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                times[e["name"]].append(e["dur"])
+                op = e["args"].get("op_name", "")
+                shape[e["name"]] = "reorder" if op.startswith("Reorder") else str(e["args"].get("output_type_shape"))
+            elif e.get("cat") == "Session" and e["name"] == "model_run":
+                run.append(e["dur"])
+        per[key] = [(n, float(np.median(v)), shape[n]) for n, v in times.items()]
+        runs[key] = float(np.median(run))
+    print(f"model_run median: ours {runs['ours']:.0f} us, CPU EP {runs['cpu']:.0f} us, "
+          f"ratio (CPU EP / ours) {runs['cpu'] / runs['ours']:.3f}")
+    groups = {k: collections.defaultdict(lambda: [0.0, 0]) for k in per}
+    for key, rows in per.items():
+        for _, t, sh in rows:
+            groups[key][sh][0] += t
+            groups[key][sh][1] += 1
+    keys = set(groups["ours"]) | set(groups["cpu"])
+    diff = sorted(keys, key=lambda k: groups["cpu"][k][0] - groups["ours"][k][0])
+    print(f"{'ours - CPU EP':>13} {'ours us (n)':>14} {'CPU EP us (n)':>14}  output shape")
+    for k in diff[:top]:
+        (o, no), (c, nc) = groups["ours"][k], groups["cpu"][k]
+        print(f"{o - c:13.0f} {o:9.0f} ({no:2d}) {c:9.0f} ({nc:2d})  {k}")
+    if show_all:
+        for key, rows in per.items():
+            for n, t, sh in rows:
+                print(f"{key:4} {t:8.0f}  {n[:40]:<40} {sh}")
+    return 0
+
+
 def all_names() -> List[str]:
     return ([f"mm_{n}" for n in SQUARE] + [f"gemv_{k}x{n}" for k, n in GEMV] + [c[0] for c in CONVS]
-            + ["r50_fc"])
+            + ["r50_fc"] + [c[0] for c in CHAINS])
 
 
 def main(argv: List[str]) -> int:
@@ -255,6 +344,11 @@ def main(argv: List[str]) -> int:
     x.add_argument("dir", nargs="?", default=str(DEFAULT_DIR))
     x.add_argument("-k", dest="filter", default="", help="comma-separated substrings of layer names")
     x.add_argument("-n", dest="rounds", type=int, default=10, help="rounds of 3 + 3 runs (default 10)")
+    nd = sub.add_parser("nodes")
+    nd.add_argument("model", help="an ONNX model file")
+    nd.add_argument("-n", dest="rounds", type=int, default=30, help="rounds of 3 + 3 runs (default 30)")
+    nd.add_argument("--top", type=int, default=12, help="output-shape groups shown (default 12)")
+    nd.add_argument("--all", action="store_true", help="also every node's median, both sessions")
     sub.add_parser("list")
     a = ap.parse_args(argv)
     if a.cmd == "generate":
@@ -267,6 +361,8 @@ def main(argv: List[str]) -> int:
     os.environ.setdefault("ASYMO_EP_LIB", str(REPO / "target" / "release" / "libasymo_ep.so"))
     if a.cmd == "ab":
         return ab(Path(a.dir), a.filter, a.rounds)
+    if a.cmd == "nodes":
+        return nodes(a.model, a.rounds, a.top, a.all)
     return bench(Path(a.dir), a.filter, a.runs, a.json_path, ["--block", str(a.block)])
 
 
