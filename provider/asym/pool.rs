@@ -454,7 +454,10 @@ impl Pool {
         // pinned to this thread's core takes that worker's time slices (a 9 ms VGG-16 convolution on two cores
         // ran 3 % faster with the caller asleep), while waking one wake-up early costs nothing.
         if sh.runs_active.load(Ordering::Relaxed) > 0 && plan.predicted_secs > CALLER_SLEEP_ABOVE_SECS {
-            let nap = Duration::from_secs_f64(plan.predicted_secs - CALLER_WAKE_MARGIN_SECS);
+            // (Capped, and never a panic on an absurd prediction: the job's end wakes this thread anyway.)
+            let nap = Duration::try_from_secs_f64(plan.predicted_secs - CALLER_WAKE_MARGIN_SECS)
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(1));
             let mut d = job.done.lock();
             if !*d {
                 job.done_cv.wait_for(&mut d, nap);
