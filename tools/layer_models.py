@@ -267,7 +267,9 @@ def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
     ort.set_default_logger_severity(3)
     ort.register_execution_provider_library("asymo", os.environ["ASYMO_EP_LIB"])
     devs = [dv for dv in ort.get_ep_devices() if dv.ep_name == "AsyMoExecutionProvider"]
-    tmp = tempfile.mkdtemp(prefix="layer_models_nodes_")
+    tmp_dir = tempfile.TemporaryDirectory(prefix="layer_models_nodes_")
+    tmp = tmp_dir.name
+    warmup = 5
 
     def session(ours: bool):
         so = ort.SessionOptions()
@@ -282,7 +284,7 @@ def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
     feed = {i.name: np.random.default_rng(0).random([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
                                                      dtype=np.float32) for i in sessions["cpu"].get_inputs()}
     for s in sessions.values():
-        for _ in range(5):
+        for _ in range(warmup):
             s.run(None, feed)
     for _ in range(rounds):
         for s in sessions.values():
@@ -300,8 +302,10 @@ def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
                 shape[e["name"]] = "reorder" if op.startswith("Reorder") else str(e["args"].get("output_type_shape"))
             elif e.get("cat") == "Session" and e["name"] == "model_run":
                 run.append(e["dur"])
-        per[key] = [(n, float(np.median(v)), shape[n]) for n, v in times.items()]
-        runs[key] = float(np.median(run))
+        # Profiling is on from the start: each run adds one event per node, the warm-up runs' come first.
+        per[key] = [(n, float(np.median(v[warmup:] or v)), shape[n]) for n, v in times.items()]
+        runs[key] = float(np.median(run[warmup:] or run or [float("nan")]))
+    tmp_dir.cleanup()
     print(f"model_run median: ours {runs['ours']:.0f} us, CPU EP {runs['cpu']:.0f} us, "
           f"ratio (CPU EP / ours) {runs['cpu'] / runs['ours']:.3f}")
     groups = {k: collections.defaultdict(lambda: [0.0, 0]) for k in per}

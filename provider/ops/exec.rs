@@ -184,8 +184,7 @@ impl Executor for AsymRuntime {
         };
         let tile = tile_info();
         let (pmr, pnr) = match first.a {
-            // Channel-vectorized convolution: output channels are its lanes (granule NR of the packed Wᵀ); the
-            // pixels of a small map stay in one block, so each task streams only its own channels' weights.
+            // Channel-vectorized convolution: cut along its channels or its pixels (`plan_t`).
             AOperand::PackedT(wt) => plan_t(m, n, k, wt.nr(), tile.nr),
             _ => (plan_mr(first, tile.mr, tile.nr), tile.nr),
         };
@@ -247,7 +246,7 @@ fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
 /// a large map is cut along its pixels instead, so no two tasks prepare the same window (VGG-16 on two cores:
 /// its 224² layers had each core copy the whole window for its half of the channels).
 fn plan_t(m: usize, n: usize, k: usize, lanes: usize, nr: usize) -> (usize, usize) {
-    let w_fits = m * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
+    let w_fits = m.next_multiple_of(lanes) * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
     if w_fits && n.div_ceil(nr) >= 8 {
         (m.next_multiple_of(lanes), nr)
     } else {

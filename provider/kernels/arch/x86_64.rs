@@ -144,10 +144,12 @@ unsafe fn avx512_dw3x3(
             let iy0 = (oy * g.s) as isize - g.pt as isize;
             iy0 >= 0 && iy0 + 2 < g.h as isize
         };
-        // Stride 2: while output rows `oy0 .. oy1` are computed, the same share of the next channel's plane (the
-        // next plane of the caller's loop) is fetched into L2. The hardware prefetchers kept up with stride-1
-        // planes, not with these: inside MobileNetV1 (one core) its 112² → 56² layer took 172–191 µs without, 90
-        // with (the same layer alone, its input fresh from a single pointwise layer: 74 µs).
+        // Stride 2: while output rows `oy0 .. oy1` are computed, the same share of the input plane after this one
+        // is fetched into L2 (the next channel's with multiplier 1; with a channel multiplier the caller repeats a
+        // plane first, and past a task's last channel the fetch is wasted: hints only). The hardware prefetchers
+        // kept up with stride-1 planes, not with these: inside MobileNetV1 (one core) its 112² → 56² layer took
+        // 166–191 µs without, 90–91 with (the same layer alone, its input fresh from a single pointwise layer:
+        // 74 µs).
         let next_plane = x.wrapping_add(g.h * g.w);
         let prefetch_next = |oy0: usize, oy1: usize| {
             if s == 2 {
