@@ -8,7 +8,8 @@
 //! (the case the paper measures). While it waits it runs the tasks of its job queued for the worker pinned to the
 //! core it is on — that worker could only run them while the caller yields the core to it, two context switches
 //! per job (SqueezeNet two cores 1.05×, Char-RNN 1.12×, neutral with CPU 1 busy) — and otherwise spins (during a
-//! run up to the job's predicted time, at most `caller_run_spin`; else `caller_spin`), then sleeps on the job's
+//! run up to the job's predicted time, not counting the time it spent running tasks, at most `caller_run_spin`;
+//! else `caller_spin`), then sleeps on the job's
 //! condition variable, so it never burns a core for long while waiting. During a run, a job predicted longer than
 //! 1 ms puts the caller to sleep first (spinning beside a worker takes its slices): it wakes 300 µs before the
 //! predicted end (at the latest after 1 s, or at the job's end), runs any of the job's tasks still queued for its
