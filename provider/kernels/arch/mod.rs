@@ -84,6 +84,8 @@ pub(crate) type GemmSegAUkr = unsafe fn(
 /// misses queued up in front of the tile's own loads (twelve 512 ↔ 2048 1 × 1 layers on 7 × 7, 48 MB of weights:
 /// 0.72 of the CPU EP's speed with bursts, 0.86 with the bursts cut in four).
 #[derive(Clone, Copy, Debug)]
+// Only the AVX-512 kernel reads the stream (the other tiers have no A-in-place kernel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Ahead {
     /// First line (any address: prefetches never fault).
     pub(crate) start: *const f32,
