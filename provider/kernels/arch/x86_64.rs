@@ -744,7 +744,8 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool>
 /// broadcasts per step. B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
 /// `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
 /// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias and the residual, when
-/// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`).
+/// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`). With
+/// `AROWS`, the `ahead` lines are fetched into L2 along the way ([`Ahead`]; the other instantiations ignore it).
 ///
 /// # Safety
 /// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
