@@ -9,11 +9,11 @@
 //! core it is on — that worker could only run them while the caller yields the core to it, two context switches
 //! per job (SqueezeNet two cores 1.05×, Char-RNN 1.12×, neutral with CPU 1 busy) — and otherwise spins (during a
 //! run up to the job's predicted time, not counting the time it spent running tasks, at most `caller_run_spin`;
-//! else `caller_spin`), then sleeps on the job's
-//! condition variable, so it never burns a core for long while waiting. During a run, a job predicted longer than
-//! 1 ms puts the caller to sleep first (spinning beside a worker takes its slices): it wakes 300 µs before the
-//! predicted end (at the latest after 1 s, or at the job's end), runs any of the job's tasks still queued for its
-//! core, then waits for the end on the condition variable (its spin budget is spent by then). Three
+//! else `caller_spin`), then sleeps on the job's condition variable, so it never burns a core for long while
+//! waiting. During a run, a job predicted longer than 1 ms puts the caller to sleep first (spinning beside a worker
+//! takes its slices): it wakes 300 µs before the predicted end (at the latest after 1 s, or at the job's end), runs
+//! any of the job's tasks still queued for its core, then waits for the end on the condition variable (its spin
+//! budget is spent by then). Three
 //! exceptions run whole plans on the calling thread, serially:
 //! - a plan with one task predicted under `inline_below_secs` (100 µs): no other worker could share it, and the
 //!   hand-off to a worker and back costs more than it saves (a 60 µs depthwise layer: p50 77 µs handed over, 62 µs

@@ -497,12 +497,8 @@ impl Pass<'_, '_> {
     /// tiers take the same hints, unmeasured).
     #[inline]
     fn prefetch_c(&self, ri: Range<usize>, tj: usize) {
-        let (c, map, nr) = (self.c, self.map, self.ks.nr);
-        let col = if map.pitch == map.width {
-            map.base + tj
-        } else {
-            map.base + (tj / map.pitch) * map.width + (tj % map.pitch).min(map.width)
-        };
+        let (c, nr) = (self.c, self.ks.nr);
+        let col = self.map.col_of(tj);
         if c.cs != 1 || col >= c.cols {
             return;
         }
@@ -540,16 +536,8 @@ impl Pass<'_, '_> {
     fn tile_cols(&self, tj: usize, cj: Range<usize>) -> TileCols {
         let (c, map, nr) = (self.c, self.map, self.ks.nr);
         // The C column of lane 0 when the whole tile is one run of consecutive C columns.
-        let whole = if cj.start == tj && cj.end == tj + nr && c.cs == 1 {
-            if map.pitch == map.width {
-                Some(map.base + tj)
-            } else {
-                let col = tj % map.pitch;
-                (col + nr <= map.width).then(|| map.base + (tj / map.pitch) * map.width + col)
-            }
-        } else {
-            None
-        };
+        let whole_run = map.pitch == map.width || tj % map.pitch + nr <= map.width;
+        let whole = (cj.start == tj && cj.end == tj + nr && c.cs == 1 && whole_run).then(|| map.col_of(tj));
         let mut cols = TileCols { whole, segs: [Seg { delta: 0, mask: 0 }; 8], runs: [(0, 0); 8], ns: 0 };
         if self.ks.gemm_seg.is_some() && c.cs == 1 {
             let lane0 = cj.start - tj;

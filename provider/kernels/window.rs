@@ -43,6 +43,14 @@ impl ColMap {
         (r / self.width) * self.pitch + r % self.width
     }
 
+    /// The C column of virtual column `v`, or of the first valid one after it when `v` falls in a row's padding.
+    pub(crate) fn col_of(&self, v: usize) -> usize {
+        if self.pitch == self.width {
+            return self.base + v;
+        }
+        self.base + (v / self.pitch) * self.width + (v % self.pitch).min(self.width)
+    }
+
     /// The virtual range covering C columns `cols` (non-empty).
     pub(crate) fn virt_range(&self, cols: &Range<usize>) -> Range<usize> {
         self.virt(cols.start)..self.virt(cols.end - 1) + 1
@@ -341,6 +349,10 @@ mod tests {
         for n in 14..14 + 35 {
             let v = m.virt(n);
             assert!(v % 9 < 7 && 14 + (v / 9) * 7 + v % 9 == n);
+            assert_eq!(m.col_of(v), n);
         }
+        // A padding column maps to the next row's first column; the identity map to base + v.
+        assert_eq!(m.col_of(9 + 7), m.col_of(18));
+        assert_eq!(ColMap { base: 3, ..ColMap::identity() }.col_of(40), 43);
     }
 }

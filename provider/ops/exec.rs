@@ -232,8 +232,7 @@ impl Executor for AsymRuntime {
 /// Larger weights stay splittable along M, so each task streams only its own rows of them.
 fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
     let (m, n, k) = (job.m(), job.n(), job.k);
-    let a_fits = m * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
-    if matches!(job.a, AOperand::Packed(_)) && !matches!(job.b, BOperand::Packed(_)) && a_fits && n.div_ceil(nr) >= 8 {
+    if matches!(job.a, AOperand::Packed(_)) && !matches!(job.b, BOperand::Packed(_)) && cut_columns_only(m, n, k, nr) {
         m.next_multiple_of(mr)
     } else {
         mr
@@ -246,12 +245,18 @@ fn plan_mr(job: &GemmJob<'_>, mr: usize, nr: usize) -> usize {
 /// a large map is cut along its pixels instead, so no two tasks prepare the same window (VGG-16 on two cores:
 /// its 224² layers had each core copy the whole window for its half of the channels).
 fn plan_t(m: usize, n: usize, k: usize, lanes: usize, nr: usize) -> (usize, usize) {
-    let w_fits = m.next_multiple_of(lanes) * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2;
-    if w_fits && n.div_ceil(nr) >= 8 {
-        (m.next_multiple_of(lanes), nr)
+    let m_packed = m.next_multiple_of(lanes);
+    if cut_columns_only(m_packed, n, k, nr) {
+        (m_packed, nr)
     } else {
         (lanes, n.max(1))
     }
+}
+
+/// Whether a job whose `m × k` weights fit in half of L2 (so sharing them between column blocks costs little) has
+/// at least 8 column granules of `nr`: then it is cut along its columns only.
+fn cut_columns_only(m: usize, n: usize, k: usize, nr: usize) -> bool {
+    m * k * std::mem::size_of::<f32>() <= CacheSizes::host().l2 / 2 && n.div_ceil(nr) >= 8
 }
 
 /// A token no other job of this process has had (for [`Scratch::set_job`]).
