@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use asymo_ep::asym::reuse::ReuseAccumulator;
 use asymo_ep::options::{EpConfig, OPTION_PREFIX};
-use asymo_ep::runtime::Shared;
+use asymo_ep::runtime::{CallerSteering, Shared};
 
 fn main() {
     let args: Vec<(String, String)> = std::env::args()
@@ -20,14 +20,15 @@ fn main() {
     let cfg = EpConfig::from_entries(args.iter().map(|(k, v)| (k.as_str(), v.as_str()))).expect("options");
     let shared = Shared::acquire(&cfg).expect("runtime");
     let plan = shared.governor.prepare(&cfg.freq, &ReuseAccumulator::default().finish(), None).expect("plan");
+    let steering = cfg.caller_affinity.then(CallerSteering::default);
     let mut samples = Vec::with_capacity(20_000);
     for i in 0..20_000 {
         if i % 100 == 0 {
             std::thread::sleep(Duration::from_millis(3)); // let workers park now and then
         }
         let t0 = Instant::now();
-        shared.run_start(&plan, cfg.caller_affinity);
-        shared.run_end(plan.token());
+        shared.run_start(&plan, steering.as_ref());
+        shared.run_end(plan.token(), steering.as_ref());
         samples.push(t0.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);

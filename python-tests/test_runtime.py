@@ -1,9 +1,10 @@
 """Run-time behaviour: changing input shapes, concurrent runs, several sessions, bad inputs, other dtypes staying on
-the CPU EP, and session create/destroy cycles keeping RSS flat."""
+the CPU EP, session create/destroy cycles keeping RSS flat, and the calling thread's CPU mask after Runs."""
 
 from __future__ import annotations
 
 import gc
+import os
 import re
 import threading
 
@@ -127,6 +128,21 @@ def test_several_sessions_in_one_process(asymo):
     gc.collect()
     for s, f, e in zip(sessions, feeds[:1] + feeds[2:], expected[:1] + expected[2:]):
         harness.assert_close(e, harness.run(s, f))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a CPU mask of two or more CPUs")
+def test_runs_leave_the_calling_threads_cpu_mask_as_it_was(asymo):
+    """`caller_affinity` narrows ORT's calling thread to the preferred cores during a Run (with `cores=0`: CPU 0;
+    short Runs already there are left alone) and must give the thread its own mask back every time."""
+    model = models.mlp(size=32, hidden=(16,))
+    feeds = models.make_inputs(model, batch=2)
+    before = os.sched_getaffinity(0)
+    session = harness.make_session(model, options={"cores": sorted(before)[0]})
+    expected = harness.run(harness.make_session(model, "cpu"), feeds)
+    for _ in range(20):
+        harness.assert_close(expected, harness.run(session, feeds))
+        assert os.sched_getaffinity(0) == before
 
 
 # ------------------------------------------------------------------------------------------------ bad inputs

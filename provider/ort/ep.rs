@@ -19,7 +19,7 @@ use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
 use crate::ops::{check_support, epilogue, gemm_work, is_standalone, OpPlan, SharedWeights};
 use crate::options::{EpConfig, Layout};
-use crate::runtime::Shared;
+use crate::runtime::{CallerSteering, Shared};
 
 /// Our EP. `table` must stay the first field: ORT hands us `*mut OrtEp`, which we cast back.
 #[repr(C)]
@@ -34,6 +34,8 @@ pub(crate) struct Ep {
     reuse: Mutex<ReuseAccumulator>,
     /// What the governor does at each run, set at Compile.
     freq_plan: RwLock<RunPlan>,
+    /// With `caller_affinity`: when to narrow ORT's calling thread.
+    steering: Option<CallerSteering>,
 }
 
 // SAFETY: the logger pointer is only passed back to ORT's thread-safe logging API; all other fields are Sync/Send.
@@ -45,6 +47,7 @@ impl Ep {
     pub(crate) fn new(api: &'static Api, entries: &[(String, String)], logger: *const OrtLogger) -> Result<Box<Self>> {
         let config = EpConfig::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let shared = Shared::acquire(&config)?;
+        let caller_affinity = config.caller_affinity;
         Ok(Box::new(Ep {
             table: OrtEp {
                 ort_version_supported: ORT_VERSION_SUPPORTED,
@@ -80,6 +83,7 @@ impl Ep {
             shared,
             reuse: Mutex::new(ReuseAccumulator::default()),
             freq_plan: RwLock::new(RunPlan::inert("no compiled nodes")),
+            steering: caller_affinity.then(CallerSteering::default),
         }))
     }
 
@@ -321,12 +325,12 @@ impl Ep {
     }
 
     fn run_start(&self) {
-        self.shared.run_start(&self.freq_plan.read(), self.config.caller_affinity);
+        self.shared.run_start(&self.freq_plan.read(), self.steering.as_ref());
     }
 
     fn run_end(&self) {
         let token = self.freq_plan.read().token();
-        self.shared.run_end(token);
+        self.shared.run_end(token, self.steering.as_ref());
     }
 }
 
