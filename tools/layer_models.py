@@ -4,7 +4,7 @@
     tools/layer_models.py generate [DIR]                     # write the models (default .cache/layers)
     tools/layer_models.py bench [DIR] [-k FILTER] [-r RUNS] [--block N]  # asymo-bench each: 1 and 2 cores
     tools/layer_models.py ab [DIR] [-k FILTER] [-n ROUNDS]  # one process, both sessions, interleaved, one core
-    tools/layer_models.py nodes MODEL [-n ROUNDS] [--top N] [--all]  # per node inside a model, one core
+    tools/layer_models.py nodes MODEL [-n ROUNDS] [--top N] [--all] [--two-cores]  # per node inside a model
     tools/layer_models.py list
 
 Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1):
@@ -24,6 +24,8 @@ deployment does not force (ORT's thread then runs on the other core) — use `be
 `nodes` compares inside a whole model instead (a layer's inputs, weights and output are where the layers before
 left them — often not where a single-node model keeps them): ORT's profiler over both sessions in one process on
 CPU 0, per-node medians summed by output shape, the groups we lose most first (`--all`: every node).
+`--two-cores`: our session on both cores against the CPU EP with 2 intra-op threads, the process unpinned, each
+session's runs in its own phase (so one session's spinning threads never compete with the other's runs).
 
 `bench` runs, for every model, one asymo-bench invocation with four interleaved configurations — CPU EP with 1 and
 2 intra-op threads, our EP on one core (`cores=0`) and on both — and prints p50 per configuration and the ratios
@@ -254,16 +256,19 @@ def ab(d: Path, flt: str, rounds: int) -> int:
     return 0
 
 
-def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
+def nodes(model: str, rounds: int, top: int, show_all: bool, two_cores: bool = False) -> int:
     """ORT's profiler over our session (`cores=0`) and the CPU EP's (1 intra-op thread) in one process pinned to
     CPU 0, alternating 3 runs of each per round: per-node medians summed by output shape (ORT's blocked-layout
-    reorders as their own group), the groups where we lose most first."""
+    reorders as their own group), the groups where we lose most first. `two_cores`: our session on every core
+    against the CPU EP with 2 intra-op threads, unpinned, one session's runs after the other's."""
     import collections
+    import time
 
     import numpy as np
     import onnxruntime as ort
 
-    os.sched_setaffinity(0, {0})
+    if not two_cores:
+        os.sched_setaffinity(0, {0})
     ort.set_default_logger_severity(3)
     ort.register_execution_provider_library("asymo", os.environ["ASYMO_EP_LIB"])
     devs = [dv for dv in ort.get_ep_devices() if dv.ep_name == "AsyMoExecutionProvider"]
@@ -274,9 +279,9 @@ def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
     def session(ours: bool):
         so = ort.SessionOptions()
         so.enable_profiling, so.profile_file_prefix = True, os.path.join(tmp, "ours" if ours else "cpu")
-        so.intra_op_num_threads = 1
+        so.intra_op_num_threads = 1 if ours or not two_cores else 2
         if ours:
-            so.add_provider_for_devices(devs, {"cores": "0"})
+            so.add_provider_for_devices(devs, {} if two_cores else {"cores": "0"})
             return ort.InferenceSession(model, so)
         return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
@@ -286,7 +291,12 @@ def nodes(model: str, rounds: int, top: int, show_all: bool) -> int:
     for s in sessions.values():
         for _ in range(warmup):
             s.run(None, feed)
-    for _ in range(rounds):
+    if two_cores:
+        for s in sessions.values():
+            time.sleep(0.1)  # the other session's spinning threads go idle
+            for _ in range(3 * rounds):
+                s.run(None, feed)
+    for _ in range(0 if two_cores else rounds):
         for s in sessions.values():
             for _ in range(3):
                 s.run(None, feed)
@@ -353,6 +363,8 @@ def main(argv: List[str]) -> int:
     nd.add_argument("-n", dest="rounds", type=int, default=30, help="rounds of 3 + 3 runs (default 30)")
     nd.add_argument("--top", type=int, default=12, help="output-shape groups shown (default 12)")
     nd.add_argument("--all", action="store_true", help="also every node's median, both sessions")
+    nd.add_argument("--two-cores", action="store_true",
+                    help="ours on both cores against the CPU EP with 2 threads (one session's runs after the other's)")
     sub.add_parser("list")
     a = ap.parse_args(argv)
     if a.cmd == "generate":
@@ -366,7 +378,7 @@ def main(argv: List[str]) -> int:
     if a.cmd == "ab":
         return ab(Path(a.dir), a.filter, a.rounds)
     if a.cmd == "nodes":
-        return nodes(a.model, a.rounds, a.top, a.all)
+        return nodes(a.model, a.rounds, a.top, a.all, a.two_cores)
     return bench(Path(a.dir), a.filter, a.runs, a.json_path, ["--block", str(a.block)])
 
 
