@@ -14,7 +14,8 @@
 //! vectorizes as shifted or interleaved loads). Both steps run in blocks of 16, 8 or 4 values held in registers, the
 //! last block overlapping the one before, so rows of 13 floats take no scalar tail. Max pooling takes the
 //! one-instruction maximum and redoes a channel's lines with the NaN-propagating one only when the values it read
-//! were not all finite.
+//! were not all finite. Tiers with a fused max-pooling line kernel ([`MaxLines`]) run the common max pools (2 or 3
+//! taps at stride 1 or 2 along the row) through it instead, reducing rows and windows in registers.
 //!
 //! The window rules (which taps count, what an average divides by) are ONNX Runtime's CPU EP rules; the ops layer
 //! (`ops/pool.rs`) computes output sizes and pads and picks the [`PoolKind`].
@@ -214,7 +215,7 @@ impl<'g> PoolPlan<'g> {
     ) {
         assert!(ks.isa.is_supported(), "tier {} is not supported here", ks.isa.name());
         // SAFETY: the tier's features are present (asserted); the body checks its own slice lengths.
-        unsafe { (ks.pool_nchw)(self, input, lines, out, row) }
+        unsafe { (ks.pool_nchw)(self, input, lines, out, row, ks.pool_max_lines) }
     }
 
     /// [`super::arch::PoolNchwFn`]'s body, compiled with the tier's features so the loops below inline into it.
@@ -224,6 +225,12 @@ impl<'g> PoolPlan<'g> {
     /// along its length (in groups of lines, see [`LineJob`]). Max pooling runs the one-instruction maximum and sums
     /// every value it reads on the way; a non-finite sum over a channel's lines (a NaN, or an infinity: a false
     /// positive only costs time) redoes them with the NaN-propagating [`max_nan`].
+    ///
+    /// Max pooling over undilated 2- or 3-tap windows at stride 1 or 2 along the row (every common max pool) runs
+    /// the tier's fused line kernel instead when it has one (`max_lines`): the rows' maximum and the windows along
+    /// it in registers, no padded row in between (3 × 3 / 2 pools 1.15–1.2× faster alone, `bench_pool_nchw`;
+    /// SqueezeNet's inside the model 108 → 96 and 66 → 57 µs); a channel where it read a NaN is redone by the path
+    /// above.
     #[inline(always)]
     pub(crate) fn nchw_body(
         &self,
@@ -231,6 +238,7 @@ impl<'g> PoolPlan<'g> {
         lines: Range<usize>,
         out: &mut [f32],
         row: &mut super::buf::AlignedBuf,
+        max_lines: Option<super::arch::PoolMaxLinesFn>,
     ) {
         let (kind, g, tables, dil) = (self.kind, self.g, &self.tables, &self.dil);
         let (o0, o1, o2) = (tables[0].len(), tables[1].len(), tables[2].len());
@@ -260,6 +268,7 @@ impl<'g> PoolPlan<'g> {
         }
         // Max windows with no tap in the input (dilations can make them) yield ORT's lowest(), not −∞.
         let hollow = max && tables[2].iter().any(|t| t.count == 0);
+        let fused_ok = max && !hollow && d2 == 1 && matches!((k2, s2), (2 | 3, 1 | 2));
         let per_channel = o0 * o1;
         let (starts, rows) = self.line_rows.split_at(per_channel + 1);
         let job = LineJob { starts, rows, body: lead..lead + cols, span, pitch, window: (k2, s2, d2) };
@@ -273,6 +282,18 @@ impl<'g> PoolPlan<'g> {
             let positions = l - ch * per_channel..lines.end.min((ch + 1) * per_channel) - ch * per_channel;
             let outs = &mut out[(l - lines.start) * o2..][..positions.len() * o2];
             l += positions.len();
+            if let Some(fused) = max_lines.filter(|_| fused_ok) {
+                let lines = MaxLines { image, starts, rows, positions: positions.clone(), w: i2, k: k2, s: s2, pb };
+                // SAFETY: the caller runs this body with the tier's features.
+                if !unsafe { fused(&lines, outs) } {
+                    for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
+                        if starts[p] == starts[p + 1] {
+                            out_line.fill(kind.empty());
+                        }
+                    }
+                    continue;
+                }
+            }
             let mut sum = [0.0f32; 16];
             if max {
                 let fast = |a: f32, x: f32| if a > x { a } else { x };
@@ -353,6 +374,21 @@ impl<'g> PoolPlan<'g> {
             }
         }
     }
+}
+
+/// Lines of one channel plane for a fused max-pooling kernel ([`super::arch::PoolMaxLinesFn`]): line position
+/// `p` (of `positions`) reduces the input rows at `image[r..r + w]`, `r` in `rows[starts[p]..starts[p + 1]]`, and
+/// output `j` of it the columns `j·s − pb .. j·s − pb + k` of them that lie in `0..w` (at least one: no hollow
+/// window).
+pub(crate) struct MaxLines<'a> {
+    pub(crate) image: &'a [f32],
+    pub(crate) starts: &'a [usize],
+    pub(crate) rows: &'a [usize],
+    pub(crate) positions: Range<usize>,
+    pub(crate) w: usize,
+    pub(crate) k: usize,
+    pub(crate) s: usize,
+    pub(crate) pb: usize,
 }
 
 /// `max(a, x)` that propagates NaN from either side (f32::max would drop it). ORT's MLAS max pooling keeps or drops a

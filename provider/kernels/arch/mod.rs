@@ -273,7 +273,8 @@ pub(crate) type DwNhwcFn = unsafe fn(
 pub(crate) type PoolReduceFn =
     unsafe fn(input: *const f32, len: usize, c: usize, taps: &[usize], out: *mut f32, max: bool);
 
-/// Channels-first pooling of a range of output lines (`PoolPlan::run_nchw`'s arguments).
+/// Channels-first pooling of a range of output lines (`PoolPlan::run_nchw`'s arguments, and the tier's
+/// [`PoolMaxLinesFn`]).
 ///
 /// # Safety
 /// The tier's CPU features are present.
@@ -283,7 +284,18 @@ pub(crate) type PoolNchwFn = unsafe fn(
     lines: std::ops::Range<usize>,
     out: &mut [f32],
     row: &mut crate::kernels::buf::AlignedBuf,
+    max_lines: Option<PoolMaxLinesFn>,
 );
+
+/// Channels-first max pooling of some lines of one channel plane over undilated windows, `k` ∈ {2, 3} taps at
+/// stride `s` ∈ {1, 2} along the row ([`crate::kernels::pool::MaxLines`]), into `out` (one line of
+/// `out.len() / positions` values each; lines with no input row are left unwritten). Returns whether any value
+/// read was NaN (the lines are then not NaN-exact: the caller redoes them with the NaN-propagating reduction).
+///
+/// # Safety
+/// The tier's CPU features are present. (Panics if a row lies outside the plane or `out` is not a whole number of
+/// lines.)
+pub(crate) type PoolMaxLinesFn = unsafe fn(lines: &crate::kernels::pool::MaxLines<'_>, out: &mut [f32]) -> bool;
 
 /// Everything one ISA tier provides.
 pub(crate) struct KernelSet {
@@ -311,6 +323,8 @@ pub(crate) struct KernelSet {
     pub(crate) dw_nhwc: DwNhwcFn,
     pub(crate) pool_reduce: PoolReduceFn,
     pub(crate) pool_nchw: PoolNchwFn,
+    /// The fused max-pooling lines for the common windows, on tiers that have them.
+    pub(crate) pool_max_lines: Option<PoolMaxLinesFn>,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -408,9 +422,9 @@ macro_rules! portable_wrappers {
         $(#[target_feature(enable = $feat)])?
         pub(crate) unsafe fn pool_nchw(
             plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
-            row: &mut crate::kernels::buf::AlignedBuf,
+            row: &mut crate::kernels::buf::AlignedBuf, max_lines: Option<crate::kernels::arch::PoolMaxLinesFn>,
         ) {
-            plan.nchw_body(input, lines, out, row)
+            plan.nchw_body(input, lines, out, row, max_lines)
         }
 
         $(#[target_feature(enable = $feat)])?
@@ -495,6 +509,7 @@ macro_rules! make_kernel_set {
             dw_nhwc: w::dw_nhwc,
             pool_reduce: w::pool_reduce,
             pool_nchw: w::pool_nchw,
+            pool_max_lines: None,
         }
     }};
 }

@@ -19,6 +19,7 @@ pub(crate) static AVX512: KernelSet = KernelSet {
     dw3x3: Some(avx512_dw3x3),
     gemm_seg: Some(avx512_mmm_f32_12x32_seg),
     gemm_seg_arows: Some(avx512_mmm_f32_12x32_seg_arows),
+    pool_max_lines: Some(avx512_pool_max_lines),
     ..make_kernel_set!(Isa::Avx512, 12, 32, "avx512_mmm_f32_12x32", avx512_mmm_f32_12x32, avx512w)
 };
 
@@ -28,6 +29,172 @@ mod avx2w {
 
 mod avx512w {
     crate::kernels::arch::portable_wrappers!(32, true, "avx512f,avx2,fma");
+}
+
+/// [`super::PoolMaxLinesFn`]: 16 outputs per step. The maximum over the rows is taken on 16 input columns at a
+/// time (masked loads: columns outside the row read −∞, so padding and windows hanging past the end need no copy);
+/// along the row, stride 2 splits two such vectors into even and odd lanes with two-source permutes (the third
+/// tap is the even lanes shifted by one, the next vector's first lane coming in), stride 1 shifts them with
+/// `valignd`. The vector at the next step's first column is carried over, not reloaded.
+///
+/// # Safety
+/// [`super::PoolMaxLinesFn`]'s contract; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_pool_max_lines(lines: &crate::kernels::pool::MaxLines<'_>, out: &mut [f32]) -> bool {
+    let (k, s) = (lines.k, lines.s);
+    assert!(matches!((k, s), (2 | 3, 1 | 2)), "fused max pool: {k} taps at stride {s}");
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (k, s) {
+            (2, 1) => pool_max_lines_ks::<2, 1>(lines, out),
+            (3, 1) => pool_max_lines_ks::<3, 1>(lines, out),
+            (2, _) => pool_max_lines_ks::<2, 2>(lines, out),
+            _ => pool_max_lines_ks::<3, 2>(lines, out),
+        }
+    }
+}
+
+/// [`avx512_pool_max_lines`] for `K` taps at stride `S`: each line by its row count.
+///
+/// # Safety
+/// As [`avx512_pool_max_lines`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pool_max_lines_ks<const K: usize, const S: usize>(
+    lines: &crate::kernels::pool::MaxLines<'_>,
+    out: &mut [f32],
+) -> bool {
+    let count = lines.positions.len();
+    assert!(count > 0 && !out.is_empty() && out.len().is_multiple_of(count), "fused max pool: output length");
+    let n = out.len() / count;
+    let (image, w) = (lines.image, lines.w);
+    let mut nan = false;
+    for (p, out_line) in lines.positions.clone().zip(out.chunks_exact_mut(n)) {
+        let rows = &lines.rows[lines.starts[p]..lines.starts[p + 1]];
+        assert!(rows.iter().all(|&r| r + w <= image.len()), "fused max pool: row outside the plane");
+        // SAFETY: every row is inside the plane (asserted), `out_line` holds n ≥ 1 floats; the features are on.
+        nan |= unsafe {
+            let (x, o) = (image.as_ptr(), out_line.as_mut_ptr());
+            match rows.len() {
+                0 => false,
+                2 => pool_max_line_rows::<2, K, S>(x, rows, w, lines.pb, o, n),
+                3 => pool_max_line_rows::<3, K, S>(x, rows, w, lines.pb, o, n),
+                _ => pool_max_line_rows::<0, K, S>(x, rows, w, lines.pb, o, n),
+            }
+        };
+    }
+    nan
+}
+
+/// One line of [`avx512_pool_max_lines`] over `R` rows (`rows.len()` when 0, non-empty), `K` taps at stride `S`:
+/// `out[j]` for `j < n` (see [`crate::kernels::pool::MaxLines`]); returns whether a NaN was read.
+///
+/// # Safety
+/// `rows` non-empty, `image + r` readable for `w` floats for every `r` in it, `out` writable for `n ≥ 1` floats,
+/// every window with a column in `0..w`; AVX-512F must be available.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
+    image: *const f32,
+    rows: &[usize],
+    w: usize,
+    pb: usize,
+    out: *mut f32,
+    n: usize,
+) -> bool {
+    let (k, s) = (K, S);
+    let rows = if R == 0 { rows } else { &rows[..R] };
+    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+    // NaN lanes among the values read, or-ed over the line: unordered compares take two vectors each (masked-off
+    // lanes read −∞, never NaN). (A running float sum of every load instead made a 3-cycle dependency per load.)
+    let mut nan: __mmask16 = 0;
+    // The maximum over the rows of input columns `c .. c + 16`, −∞ outside `0..w` (masked loads there: only lanes
+    // inside the row are read; addresses formed with wrapping arithmetic).
+    let mut column_max = |c: isize| -> __m512 {
+        // SAFETY: unmasked loads only when the 16 columns lie inside the row; masked ones touch only `mask`'s
+        // lanes, which do.
+        unsafe {
+            let full = c >= 0 && c + 16 <= w as isize;
+            let mask = if full {
+                u16::MAX
+            } else {
+                let lo = (-c).clamp(0, 16) as u32;
+                let hi = (w as isize - c).clamp(0, 16) as u32;
+                if hi > lo {
+                    (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+                } else {
+                    0
+                }
+            };
+            let load = |r: usize| {
+                if full {
+                    _mm512_loadu_ps(image.add(r).offset(c))
+                } else {
+                    _mm512_mask_loadu_ps(ninf, mask, image.wrapping_add(r).wrapping_offset(c))
+                }
+            };
+            let mut acc = load(rows[0]);
+            let mut pending = Some(acc);
+            for &r in &rows[1..] {
+                let v = load(r);
+                acc = _mm512_max_ps(acc, v);
+                match pending.take() {
+                    Some(u) => nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(u, v),
+                    None => pending = Some(v),
+                }
+            }
+            if let Some(u) = pending {
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(u, u);
+            }
+            acc
+        }
+    };
+    // SAFETY: the caller's contract: out writable for n floats; AVX-512F is enabled.
+    unsafe {
+        let shift = |hi: __m512, lo: __m512, by: u32| -> __m512 {
+            let (h, l) = (_mm512_castps_si512(hi), _mm512_castps_si512(lo));
+            _mm512_castsi512_ps(if by == 1 { _mm512_alignr_epi32::<1>(h, l) } else { _mm512_alignr_epi32::<2>(h, l) })
+        };
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        let mut carried: Option<(isize, __m512)> = None;
+        let mut j = 0;
+        loop {
+            // The last step overlaps the one before (its outputs are recomputed, not accumulated).
+            let j0 = j.min(n.saturating_sub(16));
+            let c0 = (j0 * s) as isize - pb as isize;
+            let va = match carried {
+                Some((c, v)) if c == c0 => v,
+                _ => column_max(c0),
+            };
+            let vb = column_max(c0 + 16);
+            let r = if s == 2 {
+                let e = _mm512_permutex2var_ps(va, even, vb);
+                let mut r = _mm512_max_ps(e, _mm512_permutex2var_ps(va, odd, vb));
+                if k == 3 {
+                    let vc = column_max(c0 + 32);
+                    r = _mm512_max_ps(r, shift(vc, e, 1));
+                    carried = Some((c0 + 32, vc));
+                }
+                r
+            } else {
+                let mut r = _mm512_max_ps(va, shift(vb, va, 1));
+                if k == 3 {
+                    r = _mm512_max_ps(r, shift(vb, va, 2));
+                }
+                carried = Some((c0 + 16, vb));
+                r
+            };
+            if n >= 16 {
+                _mm512_storeu_ps(out.add(j0), r);
+            } else {
+                _mm512_mask_storeu_ps(out, ((1u32 << n) - 1) as u16, r);
+            }
+            if j0 + 16 >= n {
+                return nan != 0;
+            }
+            j += 16;
+        }
+    }
 }
 
 /// [`super::Dw3x3Fn`]: 16 outputs per step, every input row read in place through lane masks (a lane whose input
