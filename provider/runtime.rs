@@ -39,6 +39,9 @@ impl Shared {
     /// [`CallerSteering`]), get the workers ready, and apply the run's frequency plan. Plain Rust, so
     /// `examples/hook_overhead` times exactly this.
     pub fn run_start(&self, plan: &RunPlan, steering: Option<&CallerSteering>) {
+        self.asym.run_begin();
+        self.governor.run_start(plan);
+        // Last, so that nothing after it can fail and leave the thread narrowed without an OnRunEnd.
         if let Some(st) = steering {
             let preferred = self.asym.preferred_caller_cpus();
             if st.needed(&preferred) {
@@ -46,15 +49,14 @@ impl Shared {
             }
             RUN_STARTED.with(|t| t.set(Some(Instant::now())));
         }
-        self.asym.run_begin();
-        self.governor.run_start(plan);
     }
 
     /// Everything `OnRunEnd` does, on the thread that called `run_start` (with the same `steering`).
     pub fn run_end(&self, token: RunToken, steering: Option<&CallerSteering>) {
+        // First, so that the thread gets its mask back whatever happens below.
+        restore_caller();
         self.governor.run_end(token);
         self.asym.run_end();
-        restore_caller();
         if let (Some(st), Some(t0)) = (steering, RUN_STARTED.with(|t| t.take())) {
             st.last_run_us.store(t0.elapsed().as_micros().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
         }
@@ -66,9 +68,9 @@ impl Shared {
 /// Narrowing the calling thread and giving it its mask back costs two `sched_setaffinity` calls — 5.7 µs per Run
 /// on this VM (`hook_overhead … cores=0`), as long as a whole 64 × 64 MatMul. What it buys: a thread that waits
 /// while the workers compute may be woken on a busy core and wait there for a time slice (a 1.1 ms MatMul with
-/// CPU 1 busy: p90 1.16 ms steered, 4.0 ms not). So a Run starting on a preferred CPU after a Run shorter than
-/// [`CallerSteering::SHORT_RUN`] is left where it is (a 22 µs MatMul with CPU 1 busy: p90 the same either way);
-/// one on another CPU, or after a longer Run, is steered.
+/// CPU 1 busy: p90 1.15 ms steered, 4.0 ms not). So a Run starting on a preferred CPU after a Run shorter than
+/// [`CallerSteering::SHORT_RUN`] is left where it is (a 22 µs MatMul with CPU 1 busy: p90 0.029 ms steered,
+/// 0.023 not); one on another CPU, or after a longer Run, is steered.
 #[derive(Debug)]
 pub struct CallerSteering {
     /// The last Run's wall time; `u64::MAX` before the first.
@@ -168,6 +170,9 @@ mod tests {
     fn steering_skips_only_short_runs_already_on_a_preferred_cpu() {
         let st = CallerSteering::default();
         let Some(here) = current_cpu() else { return };
+        // Stay on this CPU while the test asks where it runs (its own mask given back at the end).
+        let Some(mask) = process_affinity() else { return };
+        assert!(set_current_affinity(&[here]));
         // No Run yet: steer.
         assert!(st.needed(&[here]));
         st.last_run_us.store(20, Ordering::Relaxed);
@@ -175,6 +180,7 @@ mod tests {
         assert!(st.needed(&[here + 1]), "a thread off the preferred CPUs is steered");
         st.last_run_us.store(CallerSteering::SHORT_RUN.as_micros() as u64, Ordering::Relaxed);
         assert!(st.needed(&[here]), "after a long Run every Run is steered");
+        set_current_affinity(&mask);
     }
 
     #[test]

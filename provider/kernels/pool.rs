@@ -228,11 +228,15 @@ impl<'g> PoolPlan<'g> {
     ///
     /// Max pooling over undilated 2- or 3-tap windows at stride 1 or 2 along the row (every common max pool) runs
     /// the tier's fused line kernel instead when it has one (`max_lines`): the rows' maximum and the windows along
-    /// it in registers, no padded row in between (3 × 3 / 2 pools 1.15–1.2× faster alone, `bench_pool_nchw`;
-    /// SqueezeNet's inside the model 108 → 96 and 66 → 57 µs); a channel where it read a NaN is redone by the path
-    /// above.
+    /// it in registers, no padded row in between (3 × 3 / 2 pools 1.1–1.2× faster alone, `bench_pool_nchw`;
+    /// SqueezeNet's first two inside the model 108 → 96 and 66 → 57 µs); a channel where it read a NaN is redone
+    /// by the path above with the NaN-propagating maximum directly.
+    ///
+    /// # Safety
+    /// `max_lines`, when given, is a kernel whose CPU features this CPU has (the tier's own, as `run_nchw`
+    /// passes it from the tier it asserted).
     #[inline(always)]
-    pub(crate) fn nchw_body(
+    pub(crate) unsafe fn nchw_body(
         &self,
         input: &[f32],
         lines: Range<usize>,
@@ -282,10 +286,13 @@ impl<'g> PoolPlan<'g> {
             let positions = l - ch * per_channel..lines.end.min((ch + 1) * per_channel) - ch * per_channel;
             let outs = &mut out[(l - lines.start) * o2..][..positions.len() * o2];
             l += positions.len();
+            // A NaN the fused kernel read: the exact maximum straight away.
+            let mut nan_read = false;
             if let Some(fused) = max_lines.filter(|_| fused_ok) {
                 let lines = MaxLines { image, starts, rows, positions: positions.clone(), w: i2, k: k2, s: s2, pb };
-                // SAFETY: the caller runs this body with the tier's features.
-                if !unsafe { fused(&lines, outs) } {
+                // SAFETY: `max_lines` runs on this CPU (this function's contract); `MaxLines` is checked inside.
+                nan_read = unsafe { fused(&lines, outs) };
+                if !nan_read {
                     for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
                         if starts[p] == starts[p + 1] {
                             out_line.fill(kind.empty());
@@ -297,8 +304,10 @@ impl<'g> PoolPlan<'g> {
             let mut sum = [0.0f32; 16];
             if max {
                 let fast = |a: f32, x: f32| if a > x { a } else { x };
-                job.run(image, positions.clone(), padded, outs, fast, &mut sum);
-                if !sum.iter().all(|v| v.is_finite()) {
+                if !nan_read {
+                    job.run(image, positions.clone(), padded, outs, fast, &mut sum);
+                }
+                if nan_read || !sum.iter().all(|v| v.is_finite()) {
                     job.run(image, positions.clone(), padded, outs, max_nan, &mut sum);
                 }
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {

@@ -277,7 +277,7 @@ pub(crate) type PoolReduceFn =
 /// [`PoolMaxLinesFn`]).
 ///
 /// # Safety
-/// The tier's CPU features are present.
+/// The tier's CPU features are present, and those `max_lines` (when given) needs.
 pub(crate) type PoolNchwFn = unsafe fn(
     plan: &crate::kernels::pool::PoolPlan<'_>,
     input: &[f32],
@@ -424,7 +424,8 @@ macro_rules! portable_wrappers {
             plan: &crate::kernels::pool::PoolPlan<'_>, input: &[f32], lines: std::ops::Range<usize>, out: &mut [f32],
             row: &mut crate::kernels::buf::AlignedBuf, max_lines: Option<crate::kernels::arch::PoolMaxLinesFn>,
         ) {
-            plan.nchw_body(input, lines, out, row, max_lines)
+            // SAFETY: `PoolNchwFn`'s contract: `max_lines` runs on this CPU.
+            unsafe { plan.nchw_body(input, lines, out, row, max_lines) }
         }
 
         $(#[target_feature(enable = $feat)])?
