@@ -35,7 +35,8 @@ mod avx512w {
 /// time (masked loads: columns outside the row read −∞, so padding and windows hanging past the end need no copy);
 /// along the row, stride 2 splits two such vectors into even and odd lanes with two-source permutes (the third
 /// tap is the even lanes shifted by one, the next vector's first lane coming in), stride 1 shifts them with
-/// `valignd`. The vector at the next step's first column is carried over, not reloaded.
+/// `valignd`. Where the next step's first column is one this step reduced (stride 1; stride 2 with 3 taps), that
+/// vector is carried over, not reloaded.
 ///
 /// # Safety
 /// [`super::PoolMaxLinesFn`]'s contract; AVX-512F must be available.
@@ -88,9 +89,11 @@ unsafe fn pool_max_lines_ks<const K: usize, const S: usize>(
 /// One line of [`avx512_pool_max_lines`] over `R` rows (`rows.len()` when 0, non-empty), `K` taps at stride `S`:
 /// `out[j]` for `j < n` (see [`crate::kernels::pool::MaxLines`]); returns whether a NaN was read.
 ///
+/// (A window with no column in `0..w` would yield −∞; the caller's geometry has none.)
+///
 /// # Safety
-/// `rows` non-empty, `image + r` readable for `w` floats for every `r` in it, `out` writable for `n ≥ 1` floats,
-/// every window with a column in `0..w`; AVX-512F must be available.
+/// `rows` non-empty, `image + r` readable for `w` floats for every `r` in it, `out` writable for `n ≥ 1` floats;
+/// AVX-512F must be available.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
@@ -805,7 +808,7 @@ unsafe fn avx512_mmm_f32_12x32(
     const WHOLE: [Seg; 1] = [Seg { delta: 0, mask: u32::MAX }];
     let (boff, ahead) = (std::ptr::null(), Ahead::NONE);
     // SAFETY: the caller's GemmUkr contract covers a whole 12 × 32 tile at c (one segment, every lane).
-    unsafe { avx512_body::<12, false, false, false>(k, a, 1, b, boff, c, rsc, &WHOLE, accumulate, epi, ahead) }
+    unsafe { avx512_body::<12, false, false, false, false>(k, a, 1, b, boff, c, rsc, &WHOLE, accumulate, epi, ahead) }
 }
 
 /// Rows `0..m` of a 12 × 32 tile, stored through lane masks ([`super::GemmSegUkr`]); B packed (`boff` null) or
@@ -827,12 +830,26 @@ unsafe fn avx512_mmm_f32_12x32_seg(
     accumulate: bool,
     epi: *const TileEpi,
 ) {
-    if boff.is_null() {
-        // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<false, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, Ahead::NONE) }
-    } else {
-        // SAFETY: forwarded contract.
-        unsafe { avx512_seg_m::<true, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, Ahead::NONE) }
+    // A tile whose stored lanes are all in the panel's first half (a ragged last panel of ≤ 16 columns: N = 65,
+    // 196 or 1000) runs with one vector of B per step: half the FMAs of a whole tile.
+    let half = segs.iter().all(|s| s.mask >> 16 == 0);
+    let none = Ahead::NONE;
+    // SAFETY: forwarded contract (a half tile reads only the first 16 floats of each B row or panel step).
+    unsafe {
+        match (boff.is_null(), half) {
+            (true, false) => {
+                avx512_seg_m::<false, false, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, none)
+            }
+            (true, true) => {
+                avx512_seg_m::<false, false, false, true>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, none)
+            }
+            (false, false) => {
+                avx512_seg_m::<true, false, false, false>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, none)
+            }
+            (false, true) => {
+                avx512_seg_m::<true, false, false, true>(k, m, a, 1, b, boff, c, rsc, segs, accumulate, epi, none)
+            }
+        }
     }
 }
 
@@ -857,12 +874,25 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
     epi: *const TileEpi,
     ahead: Ahead,
 ) {
-    // SAFETY: forwarded contract (the body reads A step p at a + aoff[p] + i·ars, rows 0..m).
+    // As in `avx512_mmm_f32_12x32_seg`: a ragged last panel of ≤ 16 channels (SqueezeNet's 1000 = 31·32 + 8)
+    // runs with one vector of B per step.
+    let half = segs.iter().all(|s| s.mask >> 16 == 0);
+    // SAFETY: forwarded contract (the body reads A step p at a + aoff[p] + i·ars, rows 0..m; a half tile only the
+    // first 16 floats of each B panel step).
     unsafe {
-        if ars == 1 {
-            avx512_seg_m::<false, true, false>(k, m, a, 1, b, aoff, c, rsc, segs, accumulate, epi, ahead)
-        } else {
-            avx512_seg_m::<false, true, true>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi, ahead)
+        match (ars == 1, half) {
+            (true, false) => {
+                avx512_seg_m::<false, true, false, false>(k, m, a, 1, b, aoff, c, rsc, segs, accumulate, epi, ahead)
+            }
+            (true, true) => {
+                avx512_seg_m::<false, true, false, true>(k, m, a, 1, b, aoff, c, rsc, segs, accumulate, epi, ahead)
+            }
+            (false, false) => {
+                avx512_seg_m::<false, true, true, false>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi, ahead)
+            }
+            (false, true) => {
+                avx512_seg_m::<false, true, true, true>(k, m, a, ars, b, aoff, c, rsc, segs, accumulate, epi, ahead)
+            }
         }
     }
 }
@@ -873,7 +903,7 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
 /// As [`avx512_mmm_f32_12x32_seg`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool>(
+unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool, const HALF: bool>(
     k: usize,
     m: usize,
     a: *const f32,
@@ -891,19 +921,44 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool>
     // SAFETY: forwarded contract; each instantiation reads m ≤ 12 rows of the 12-row A panel.
     unsafe {
         match m {
-            1 => body::<1, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            2 => body::<2, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            3 => body::<3, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            4 => body::<4, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            5 => body::<5, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            6 => body::<6, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            7 => body::<7, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            8 => body::<8, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            9 => body::<9, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            10 => body::<10, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            11 => body::<11, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
-            _ => body::<12, ROWS, AROWS, STRIDED>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            1 => body::<1, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            2 => body::<2, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            3 => body::<3, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            4 => body::<4, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            5 => body::<5, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            6 => body::<6, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            7 => body::<7, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            8 => body::<8, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            9 => body::<9, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            10 => body::<10, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            11 => body::<11, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
+            _ => body::<12, ROWS, AROWS, STRIDED, HALF>(k, a, ars, b, boff, c, rsc, segs, accumulate, epi, ahead),
         }
+    }
+}
+
+/// A 32-lane row gathered through the segments' lane masks (`whole`: two plain loads at `base`); lanes outside
+/// every mask read zero. A function, not a closure in [`avx512_body`]: with the half-tile instantiations LLVM
+/// stopped inlining the closure (and the loads inside it), a call per gathered row (8 % on SqueezeNet's classifier
+/// layer).
+///
+/// # Safety
+/// Every lane a segment selects (`base + seg.delta + t`) is readable (`whole`: 32 floats at `base`); AVX-512F is
+/// enabled in the caller.
+#[inline(always)]
+unsafe fn gather_segs(whole: bool, segs: &[Seg], base: *const f32) -> (__m512, __m512) {
+    // SAFETY: the caller's contract; masked loads touch only the selected lanes.
+    unsafe {
+        if whole {
+            return (_mm512_loadu_ps(base), _mm512_loadu_ps(base.add(16)));
+        }
+        let (mut v0, mut v1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        for seg in segs {
+            let q = base.wrapping_offset(seg.delta);
+            v0 = _mm512_mask_loadu_ps(v0, seg.mask as u16, q);
+            v1 = _mm512_mask_loadu_ps(v1, (seg.mask >> 16) as u16, q.wrapping_add(16));
+        }
+        (v0, v1)
     }
 }
 
@@ -913,12 +968,14 @@ unsafe fn avx512_seg_m<const ROWS: bool, const AROWS: bool, const STRIDED: bool>
 /// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias and the residual, when
 /// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`). With
 /// `AROWS`, the `ahead` lines are fetched into L2 along the way ([`Ahead`]; the other instantiations ignore it).
+/// With `HALF` (every segment's mask within lanes 0..16) only the first 16 floats of each B step are read and
+/// only the first accumulator of each row is computed.
 ///
 /// # Safety
 /// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const STRIDED: bool>(
+unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const STRIDED: bool, const HALF: bool>(
     k: usize,
     a: *const f32,
     ars: usize,
@@ -989,17 +1046,21 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
                     // row tile).
                     if !ROWS {
                         _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * NR) as *const i8);
-                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * NR + 16) as *const i8);
+                        if !HALF {
+                            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * NR + 16) as *const i8);
+                        }
                     }
                 }
                 let b0 = _mm512_loadu_ps(bq);
-                let b1 = _mm512_loadu_ps(bq.add(16));
+                let b1 = if HALF { b0 } else { _mm512_loadu_ps(bq.add(16)) };
                 for (i, row) in acc.iter_mut().enumerate() {
                     // (A row stride only in the STRIDED instantiation: a runtime multiply per broadcast measured
                     // 14–21 % slower on the channel-vectorized convolutions, whose rows are consecutive.)
                     let av = _mm512_set1_ps(*aq.add(if STRIDED { i * ars } else { i }));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                    if !HALF {
+                        row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                    }
                 }
                 if AROWS {
                     op = op.add(1);
@@ -1038,19 +1099,8 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         let rb = e.map_or(std::ptr::null(), |e| e.row_bias);
         let cb = e.map(|e| e.col_bias).filter(|p| !p.is_null());
         let whole = segs.len() == 1 && segs[0].mask == u32::MAX && segs[0].delta == 0;
-        // Gather a 32-lane row through the segments (whole tiles: two plain loads).
-        let gather = |base: *const f32| -> (__m512, __m512) {
-            if whole {
-                return (_mm512_loadu_ps(base), _mm512_loadu_ps(base.add(16)));
-            }
-            let (mut v0, mut v1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-            for seg in segs {
-                let q = base.wrapping_offset(seg.delta);
-                v0 = _mm512_mask_loadu_ps(v0, seg.mask as u16, q);
-                v1 = _mm512_mask_loadu_ps(v1, (seg.mask >> 16) as u16, q.wrapping_add(16));
-            }
-            (v0, v1)
-        };
+        // SAFETY (each call): `base` is a C, bias or residual row the contract above makes readable under the masks.
+        let gather = |base: *const f32| gather_segs(whole, segs, base);
         let (cb0, cb1) = match cb {
             Some(p) => gather(p),
             None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
