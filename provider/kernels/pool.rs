@@ -388,7 +388,8 @@ impl<'g> PoolPlan<'g> {
 /// Lines of one channel plane for a fused max-pooling kernel ([`super::arch::PoolMaxLinesFn`]): line position
 /// `p` (of `positions`) reduces the input rows at `image[r..r + w]`, `r` in `rows[starts[p]..starts[p + 1]]`, and
 /// output `j` of it the columns `j·s − pb .. j·s − pb + k` of them that lie in `0..w` (at least one: no hollow
-/// window).
+/// window). (Only the AVX-512 tier has such a kernel: the fields go unread on other targets.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct MaxLines<'a> {
     pub(crate) image: &'a [f32],
     pub(crate) starts: &'a [usize],
