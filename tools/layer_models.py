@@ -13,7 +13,8 @@ Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1)
 - `r50_*` / `mb1_*`: one Conv (+ bias) + Relu of ResNet-50 / MobileNetV1 at 224x224 (every distinct shape),
   MobileNetV1's depthwise layers included (`mb1_dw*`); `r50_fc`: the 2048 -> 1000 Gemm;
 - `r50_l4_chain2` / `r50_l4_chain12`: 2 / 12 of ResNet-50's last-stage 1x1 layers (512 <-> 2048 on 7x7) in a chain,
-  each with its own weights: 8 MB (held in L3) / 48 MB (streamed from memory every run).
+  each with its own weights: 8 MB (held in L3) / 48 MB (streamed from memory every run);
+- `rnn_decoder`: Char-RNN's output layer, MatMul [16, 256] x constant [256, 65] + bias (a 1-column last panel).
 
 `ab` measures kernel speed with the noise of this shared VM filtered out: one process pinned to CPU 0 holds a CPU EP
 session (1 intra-op thread) and our session (`cores=0`); rounds alternate 3 runs of each; it prints the minimum and
@@ -154,6 +155,12 @@ def build_all() -> Dict[str, "onnx.ModelProto"]:  # noqa: F821
                       helper.make_node("Relu", [f"c{i}"], [y], name=f"relu{i}")]
             x = y
         out[name] = model(name, nodes, inits, [1, 512, 7, 7], [1, 512, 7, 7])
+    # Char-RNN's decoder (16 steps x 256 -> 65 characters): a ragged last column panel of 1.
+    w = numpy_helper.from_array(weight((256, 65), 256), "w")
+    b = numpy_helper.from_array(weight((65,), 256), "b")
+    out["rnn_decoder"] = model("rnn_decoder", [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+                                               helper.make_node("Add", ["m", "b"], ["y"], name="bias")],
+                               [w, b], [16, 256], [16, 65])
     return out
 
 
@@ -338,7 +345,7 @@ def nodes(model: str, rounds: int, top: int, show_all: bool, two_cores: bool = F
 
 def all_names() -> List[str]:
     return ([f"mm_{n}" for n in SQUARE] + [f"gemv_{k}x{n}" for k, n in GEMV] + [c[0] for c in CONVS]
-            + ["r50_fc"] + [c[0] for c in CHAINS])
+            + ["r50_fc"] + [c[0] for c in CHAINS] + ["rnn_decoder"])
 
 
 def main(argv: List[str]) -> int:
