@@ -34,7 +34,8 @@ pub(crate) struct Seg {
     pub(crate) mask: u32,
 }
 
-/// The micro-kernel on rows `0..m` (`m ≤ MR`) of a tile whose lanes are stored through `segs` (disjoint masks):
+/// The micro-kernel on rows `0..m` (`m ≤ MR`) of a tile whose lanes are stored through `segs` (disjoint, non-zero
+/// masks):
 /// `C[i, delta + t] = epi((C +) A·B)[i, t]` for every lane `t` of every segment, nothing else touched. `c` points
 /// to the C element of row 0 and column offset 0; a non-null `epi.col_bias` is indexed like C's columns (read
 /// through the same masks). B is a packed NR panel when `boff` is null, else read in place: step `p` reads the NR

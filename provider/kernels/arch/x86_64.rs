@@ -963,13 +963,14 @@ unsafe fn gather_segs(whole: bool, segs: &[Seg], base: *const f32) -> (__m512, _
 }
 
 /// The AVX-512 micro-kernel on the first `M` rows of a 12-row A panel: 2·M zmm accumulators, 2 B loads and M
-/// broadcasts per step. B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
+/// broadcasts per step (`HALF`: M accumulators and 1 B load). B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
 /// `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
 /// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias and the residual, when
 /// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`). With
 /// `AROWS`, the `ahead` lines are fetched into L2 along the way ([`Ahead`]; the other instantiations ignore it).
-/// With `HALF` (every segment's mask within lanes 0..16) only the first 16 floats of each B step are read and
-/// only the first accumulator of each row is computed.
+/// With `HALF` only the first 16 floats of each B step are read and only the first accumulator of each row is
+/// computed: every segment's mask must lie within lanes 0..16 (else lanes 16..32 would be stored as if their
+/// products were zero; checked in debug builds).
 ///
 /// # Safety
 /// As [`super::GemmSegUkr`] with `m = M`; AVX-512F must be enabled in the caller.
@@ -1001,6 +1002,9 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         // the caches): fetch them with the C tile, so the K loop hides the misses (a chain of ResNet-50 bottlenecks
         // 1.03× faster, one core).
         let res = epi.as_ref().filter(|e| !e.res.is_null()).map(|e| (e.res, e.res_rs));
+        debug_assert!(!HALF || segs.iter().all(|s| s.mask >> 16 == 0), "half tile with lanes 16..32 to store");
+        // (Masks are non-zero: `GemmSegUkr`'s contract; a zero one would make the last lane 31 − 32.)
+        debug_assert!(segs.iter().all(|s| s.mask != 0), "segment without lanes");
         for seg in segs {
             for i in 0..M {
                 let cp = c.offset(i as isize * rsc).wrapping_offset(seg.delta) as *const i8;
