@@ -4,7 +4,7 @@
     tools/layer_models.py generate [DIR]                     # write the models (default .cache/layers)
     tools/layer_models.py bench [DIR] [-k FILTER] [-r RUNS] [--block N]  # asymo-bench each: 1 and 2 cores
     tools/layer_models.py ab [DIR] [-k FILTER] [-n ROUNDS]  # one process, both sessions, interleaved, one core
-    tools/layer_models.py nodes MODEL [-n ROUNDS] [--top N] [--all] [--two-cores]  # per node inside a model
+    tools/layer_models.py nodes MODEL [-n ROUNDS] [--top N] [--all] [--two-cores] [--flush]  # per node
     tools/layer_models.py list
 
 Models (ir_version 10, opset 17, weights from a seeded numpy generator, batch 1):
@@ -27,6 +27,8 @@ left them — often not where a single-node model keeps them): ORT's profiler ov
 CPU 0, per-node medians summed by output shape, the groups we lose most first (`--all`: every node).
 `--two-cores`: our session on both cores against the CPU EP with 2 intra-op threads, the process unpinned, each
 session's runs in its own phase (so one session's spinning threads never compete with the other's runs).
+`--flush`: 64 MB written before every run, so each run starts with cold caches (a layer as it finds its data after
+a large model's other layers).
 
 `bench` runs, for every model, one asymo-bench invocation with four interleaved configurations — CPU EP with 1 and
 2 intra-op threads, our EP on one core (`cores=0`) and on both — and prints p50 per configuration and the ratios
@@ -263,11 +265,12 @@ def ab(d: Path, flt: str, rounds: int) -> int:
     return 0
 
 
-def nodes(model: str, rounds: int, top: int, show_all: bool, two_cores: bool = False) -> int:
+def nodes(model: str, rounds: int, top: int, show_all: bool, two_cores: bool = False, flush: bool = False) -> int:
     """ORT's profiler over our session (`cores=0`) and the CPU EP's (1 intra-op thread) in one process pinned to
     CPU 0, alternating 3 runs of each per round: per-node medians summed by output shape (ORT's blocked-layout
     reorders as their own group), the groups where we lose most first. `two_cores`: our session on every core
-    against the CPU EP with 2 intra-op threads, unpinned, one session's runs after the other's."""
+    against the CPU EP with 2 intra-op threads, unpinned, one session's runs after the other's. `flush`: 64 MB
+    written before every run."""
     import collections
     import time
 
@@ -295,18 +298,25 @@ def nodes(model: str, rounds: int, top: int, show_all: bool, two_cores: bool = F
     sessions = {"ours": session(True), "cpu": session(False)}
     feed = {i.name: np.random.default_rng(0).random([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
                                                      dtype=np.float32) for i in sessions["cpu"].get_inputs()}
+    junk = np.ones(16 << 20, np.float32) if flush else None
+
+    def run(s):
+        if junk is not None:
+            np.add(junk, 1.0, out=junk)
+        s.run(None, feed)
+
     for s in sessions.values():
         for _ in range(warmup):
-            s.run(None, feed)
+            run(s)
     if two_cores:
         for s in sessions.values():
             time.sleep(0.1)  # the other session's spinning threads go idle
             for _ in range(3 * rounds):
-                s.run(None, feed)
+                run(s)
     for _ in range(0 if two_cores else rounds):
         for s in sessions.values():
             for _ in range(3):
-                s.run(None, feed)
+                run(s)
     per, runs = {}, {}
     for key, s in sessions.items():
         trace = json.loads(Path(s.end_profiling()).read_text())
@@ -372,6 +382,7 @@ def main(argv: List[str]) -> int:
     nd.add_argument("--all", action="store_true", help="also every node's median, both sessions")
     nd.add_argument("--two-cores", action="store_true",
                     help="ours on both cores against the CPU EP with 2 threads (one session's runs after the other's)")
+    nd.add_argument("--flush", action="store_true", help="write 64 MB before every run (cold caches)")
     sub.add_parser("list")
     a = ap.parse_args(argv)
     if a.cmd == "generate":
@@ -385,7 +396,7 @@ def main(argv: List[str]) -> int:
     if a.cmd == "ab":
         return ab(Path(a.dir), a.filter, a.rounds)
     if a.cmd == "nodes":
-        return nodes(a.model, a.rounds, a.top, a.all, a.two_cores)
+        return nodes(a.model, a.rounds, a.top, a.all, a.two_cores, a.flush)
     return bench(Path(a.dir), a.filter, a.runs, a.json_path, ["--block", str(a.block)])
 
 
