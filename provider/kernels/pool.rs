@@ -286,28 +286,19 @@ impl<'g> PoolPlan<'g> {
             let positions = l - ch * per_channel..lines.end.min((ch + 1) * per_channel) - ch * per_channel;
             let outs = &mut out[(l - lines.start) * o2..][..positions.len() * o2];
             l += positions.len();
-            // A NaN the fused kernel read: the exact maximum straight away.
-            let mut nan_read = false;
-            if let Some(fused) = max_lines.filter(|_| fused_ok) {
-                let lines = MaxLines { image, starts, rows, positions: positions.clone(), w: i2, k: k2, s: s2, pb };
-                // SAFETY: `max_lines` runs on this CPU (this function's contract); `MaxLines` is checked inside.
-                nan_read = unsafe { fused(&lines, outs) };
-                if !nan_read {
-                    for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
-                        if starts[p] == starts[p + 1] {
-                            out_line.fill(kind.empty());
-                        }
-                    }
-                    continue;
-                }
-            }
             let mut sum = [0.0f32; 16];
             if max {
+                // The fused kernel when it applies; a NaN it read sends the lines to the exact maximum straight away.
+                let fused = max_lines.filter(|_| fused_ok).map(|fused| {
+                    let lines = MaxLines { image, starts, rows, positions: positions.clone(), w: i2, k: k2, s: s2, pb };
+                    // SAFETY: `max_lines` runs on this CPU (this function's contract); `MaxLines` is checked inside.
+                    unsafe { fused(&lines, outs) }
+                });
                 let fast = |a: f32, x: f32| if a > x { a } else { x };
-                if !nan_read {
+                if fused.is_none() {
                     job.run(image, positions.clone(), padded, outs, fast, &mut sum);
                 }
-                if nan_read || !sum.iter().all(|v| v.is_finite()) {
+                if fused.unwrap_or_else(|| !sum.iter().all(|v| v.is_finite())) {
                     job.run(image, positions.clone(), padded, outs, max_nan, &mut sum);
                 }
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
@@ -366,7 +357,8 @@ impl<'g> PoolPlan<'g> {
                 }
             }
             if taps.is_empty() {
-                // A window entirely in the padding (possible with dilations): ORT yields lowest() for max, 0 for average.
+                // A window entirely in the padding (possible with dilations): ORT yields lowest() for max, 0 for
+                // average.
                 out_px.fill(kind.empty());
                 continue;
             }

@@ -469,8 +469,8 @@ unsafe fn avx512_dw_four_rows(
 }
 
 /// The accumulators of four output rows of one 16-output step (see [`avx512_dw_four_rows`]): input rows 0 … 5
-/// from `base` (`w` apart) feed output rows 0 … 3, row `r` through kernel row `r − j`, each input row loaded once per
-/// kernel column; `a[j][ky]` holds output row `j`'s sum over kernel row `ky` (three independent chains per row).
+/// from `base` (`w` apart) feed output rows 0 … 3, row `r` through kernel row `r − j`, each input row loaded once
+/// per kernel column; `a[j][ky]` holds output row `j`'s sum over kernel row `ky` (three independent chains per row).
 ///
 /// # Safety
 /// As [`avx512_dw_four_rows`]: the masked loads touch only positions inside the input rows; the caller has AVX-512F.
@@ -832,7 +832,7 @@ unsafe fn avx512_mmm_f32_12x32_seg(
 ) {
     // A tile whose stored lanes are all in the panel's first half (a ragged last panel of ≤ 16 columns: N = 65,
     // 196 or 1000) runs with one vector of B per step: half the FMAs of a whole tile.
-    let half = segs.iter().all(|s| s.mask >> 16 == 0);
+    let half = stores_half(segs);
     let none = Ahead::NONE;
     // SAFETY: forwarded contract (a half tile reads only the first 16 floats of each B row or panel step).
     unsafe {
@@ -876,7 +876,7 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
 ) {
     // As in `avx512_mmm_f32_12x32_seg`: a ragged last panel of ≤ 16 channels (SqueezeNet's 1000 = 31·32 + 8)
     // runs with one vector of B per step.
-    let half = segs.iter().all(|s| s.mask >> 16 == 0);
+    let half = stores_half(segs);
     // SAFETY: forwarded contract (the body reads A step p at a + aoff[p] + i·ars, rows 0..m; a half tile only the
     // first 16 floats of each B panel step).
     unsafe {
@@ -895,6 +895,11 @@ unsafe fn avx512_mmm_f32_12x32_seg_arows(
             }
         }
     }
+}
+
+/// Whether every segment stores only lanes 0..16 (the `HALF` instantiations).
+fn stores_half(segs: &[Seg]) -> bool {
+    segs.iter().all(|s| s.mask >> 16 == 0)
 }
 
 /// Dispatch on the row count.
@@ -963,8 +968,8 @@ unsafe fn gather_segs(whole: bool, segs: &[Seg], base: *const f32) -> (__m512, _
 }
 
 /// The AVX-512 micro-kernel on the first `M` rows of a 12-row A panel: 2·M zmm accumulators, 2 B loads and M
-/// broadcasts per step (`HALF`: M accumulators and 1 B load). B is a packed NR panel, or (`ROWS`) read in place: step `p` loads 32 floats at
-/// `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
+/// broadcasts per step (`HALF`: M accumulators and 1 B load). B is a packed NR panel, or (`ROWS`) read in place:
+/// step `p` loads 32 floats at `b + boff[p]`. Lane `t` of row `i` goes to `c + i·rsc + seg.delta + t` for the segment whose mask has bit
 /// `t` (masked loads/stores: lanes outside every mask are never touched). The column bias and the residual, when
 /// present, are read through the same masks (`col_bias + seg.delta + t`, `res + i·res_rs + seg.delta + t`). With
 /// `AROWS`, the `ahead` lines are fetched into L2 along the way ([`Ahead`]; the other instantiations ignore it).
@@ -1002,7 +1007,7 @@ unsafe fn avx512_body<const M: usize, const ROWS: bool, const AROWS: bool, const
         // the caches): fetch them with the C tile, so the K loop hides the misses (a chain of ResNet-50 bottlenecks
         // 1.03× faster, one core).
         let res = epi.as_ref().filter(|e| !e.res.is_null()).map(|e| (e.res, e.res_rs));
-        debug_assert!(!HALF || segs.iter().all(|s| s.mask >> 16 == 0), "half tile with lanes 16..32 to store");
+        debug_assert!(!HALF || stores_half(segs), "half tile with lanes 16..32 to store");
         // (Masks are non-zero: `GemmSegUkr`'s contract; a zero one would make the last lane 31 − 32.)
         debug_assert!(segs.iter().all(|s| s.mask != 0), "segment without lanes");
         for seg in segs {
