@@ -555,6 +555,16 @@ impl Api {
         Ok(nodes.into_iter().zip(indices).collect())
     }
 
+    /// The node producing a value (`None` for a graph input or an initializer).
+    ///
+    /// # Safety
+    /// `vi` must be a live `OrtValueInfo`.
+    pub unsafe fn value_producer(&self, vi: *const OrtValueInfo) -> Result<Option<*const OrtNode>> {
+        let mut node = std::ptr::null::<OrtNode>();
+        ort_call!(self, ValueInfo_GetValueProducer(vi, &mut node, std::ptr::null_mut()))?;
+        Ok((!node.is_null()).then_some(node))
+    }
+
     /// Whether the value is an output of the graph it belongs to.
     ///
     /// # Safety

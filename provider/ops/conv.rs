@@ -404,6 +404,23 @@ impl Conv {
         Ok(ConvShape { batch, in_channels: c, out_channels: m, out_shape, geometry })
     }
 
+    /// Whether X and Y are channels-first (the node is in the ONNX domain).
+    pub(super) fn channels_first(&self) -> bool {
+        !self.nhwc
+    }
+
+    /// The output shape this run's inputs give (checked as `run` checks them).
+    pub(super) fn output_shape(&self, inputs: &[Option<TensorView<'_>>]) -> Result<Vec<usize>> {
+        let x = input_or(inputs, 0, self.const_x.as_deref())
+            .ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
+        let w_shape: &[usize] = match (&self.const_w, inputs.get(1).copied().flatten()) {
+            (Some(w), _) => &w.shape,
+            (None, Some(w)) => w.shape,
+            _ => return Err(Error::invalid_argument("Conv input W is missing")),
+        };
+        Ok(self.shape(x.shape, w_shape)?.out_shape)
+    }
+
     pub(super) fn run(
         &self,
         inputs: &[Option<TensorView<'_>>],

@@ -6,7 +6,9 @@
 //! anything we cannot is left to the CPU EP there, never discovered later. [`OpPlan::build`] turns a node into a plan
 //! at Compile (weights packed once), and [`OpPlan::run`] executes it on each Run's tensors, validating shapes.
 
+mod concat;
 mod conv;
+pub use concat::{joins_channels, split_concat_subgraph, ConvChain};
 pub use conv::NHWC_DOMAIN;
 pub mod epilogue;
 pub mod exec;
@@ -203,6 +205,7 @@ enum Op {
     Conv(conv::Conv),
     Pool(pool::Pool),
     Transpose(transpose::Transpose),
+    Concat(concat::ConcatConvs),
 }
 
 /// The `auto_pad` attribute of Conv and the pools.
@@ -294,6 +297,7 @@ impl OpPlan {
             Op::MatMul(_) => 2,
             Op::Gemm(_) | Op::Conv(_) => 3,
             Op::Pool(_) | Op::Transpose(_) => 1,
+            Op::Concat(_) => unreachable!("built by build_concat"),
         };
         let mut slots = node.inputs.clone();
         slots.resize(arity.max(slots.len()), None);
@@ -308,6 +312,51 @@ impl OpPlan {
         Ok((OpPlan { node_name: node.name.clone(), op, epilogue, fused }, slots))
     }
 
+    /// Build the plan of a channel Concat (see [`joins_channels`]) whose every input is the output of a Conv and
+    /// its fused chain: `parts` in the Concat's input order. Returns the plan and its run-time input slots, each
+    /// part's in turn (as [`OpPlan::build_fused`] returns them).
+    pub fn build_concat(
+        parts: &[ConvChain],
+        concat: &NodeDesc,
+        weights: &mut SharedWeights,
+    ) -> Result<(OpPlan, Vec<Option<ValueDesc>>)> {
+        if !joins_channels(concat) {
+            return Err(Error::invalid_argument(format!("Concat '{}' does not join channels", concat.name)));
+        }
+        let mut slots = Vec::new();
+        let mut plans = Vec::with_capacity(parts.len());
+        for (node, chain) in parts {
+            if node.op_type != "Conv" {
+                return Err(Error::invalid_argument(format!(
+                    "Concat '{}': part '{}' is a {}, not a Conv",
+                    concat.name, node.name, node.op_type
+                )));
+            }
+            let (plan, part_slots) = Self::build_fused(node, chain, weights)?;
+            plans.push((plan, slots.len()..slots.len() + part_slots.len()));
+            slots.extend(part_slots);
+        }
+        let fused = parts
+            .iter()
+            .flat_map(|(n, chain)| std::iter::once(n).chain(chain))
+            .map(|n| format!("{} '{}'", n.op_type, n.name))
+            .collect();
+        let op = Op::Concat(concat::ConcatConvs::new(plans)?);
+        Ok((OpPlan { node_name: concat.name.clone(), op, epilogue: Epilogue::default(), fused }, slots))
+    }
+
+    fn is_channels_first_conv(&self) -> bool {
+        matches!(&self.op, Op::Conv(c) if c.channels_first())
+    }
+
+    /// The output shape of a Conv plan on this run's inputs.
+    fn conv_output_shape(&self, inputs: &[Option<TensorView<'_>>]) -> Result<Vec<usize>> {
+        match &self.op {
+            Op::Conv(c) => c.output_shape(inputs).map_err(|e| e.context(format!("node '{}'", self.node_name))),
+            _ => Err(Error::fail(format!("internal: '{}' is not a Conv", self.node_name))),
+        }
+    }
+
     /// Run on one Run's inputs (in the order of the slots `build_fused` returned; `None` for absent or constant
     /// inputs).
     pub fn run(&self, inputs: &[Option<TensorView<'_>>], out: &mut dyn OutputAlloc, exec: &dyn Executor) -> Result<()> {
@@ -318,6 +367,7 @@ impl OpPlan {
             Op::Conv(op) => op.run(inputs, post, out, exec),
             Op::Pool(op) => op.run(inputs, out, exec),
             Op::Transpose(op) => op.run(inputs, out, exec),
+            Op::Concat(op) => op.run(inputs, out, exec),
         };
         r.map_err(|e| e.context(format!("node '{}'", self.node_name)))
     }
@@ -330,6 +380,7 @@ impl OpPlan {
             Op::Conv(op) => op.describe(),
             Op::Pool(op) => op.describe(),
             Op::Transpose(op) => op.describe(),
+            Op::Concat(op) => op.describe(),
         };
         if self.fused.is_empty() {
             format!("{}: {what}", self.node_name)

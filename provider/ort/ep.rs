@@ -17,7 +17,10 @@ use super::{status_of, value_of, write_out, EP_NAME};
 use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
-use crate::ops::{check_support, epilogue, gemm_work, is_standalone, OpPlan, SharedWeights};
+use crate::ops::{
+    check_support, epilogue, gemm_work, is_standalone, joins_channels, split_concat_subgraph, OpPlan, SharedWeights,
+    ValueDesc,
+};
 use crate::options::{EpConfig, Layout};
 use crate::runtime::{CallerSteering, Shared};
 
@@ -125,8 +128,13 @@ impl Ep {
                 }
                 match check_support(&desc) {
                     Ok(()) => {
-                        let chain =
+                        let mut chain =
                             if is_standalone(&desc.op_type) { vec![node] } else { self.epilogue_chain(node, &taken)? };
+                        if desc.op_type == "Conv" && self.config.layout != Layout::Nhwc {
+                            if let Some(group) = self.concat_group(&chain, &taken)? {
+                                chain = group;
+                            }
+                        }
                         for n in &chain {
                             taken.insert(self.api.node_id(*n)?);
                         }
@@ -193,6 +201,101 @@ impl Ep {
         Ok(chain)
     }
 
+    /// A Conv's chain (`chain`) and, when its only consumer is a channel Concat (see `ops::joins_channels`) whose
+    /// every input is likewise the end of a claimable Conv's chain, all those chains and the Concat: one fused node
+    /// whose convolutions write their channels of the Concat's output in place. `None` otherwise.
+    ///
+    /// # Safety
+    /// Every node in `chain` is a live node of the graph being partitioned.
+    unsafe fn concat_group(
+        &self,
+        chain: &[*const OrtNode],
+        taken: &HashSet<usize>,
+    ) -> Result<Option<Vec<*const OrtNode>>> {
+        let api = self.api;
+        // SAFETY (all calls): every node and value reached is part of the live graph.
+        unsafe {
+            // The value a chain hands to the Concat: its last node's only output, consumed by the Concat alone.
+            let end_value = |last: *const OrtNode| -> Result<Option<(String, *const OrtNode)>> {
+                let [Some(value)] = api.node_outputs(last)?[..] else { return Ok(None) };
+                if api.value_is_graph_output(value)? {
+                    return Ok(None);
+                }
+                let [(consumer, _)] = api.value_consumers(value)?[..] else { return Ok(None) };
+                Ok(Some((api.value_name(value)?, consumer)))
+            };
+            let Some(&last) = chain.last() else { return Ok(None) };
+            let Some((own_value, concat)) = end_value(last)? else { return Ok(None) };
+            if taken.contains(&api.node_id(concat)?) || !joins_channels(&describe_node(api, concat, false)?) {
+                return Ok(None);
+            }
+            let mut in_group: HashSet<usize> = HashSet::new();
+            for &n in chain {
+                in_group.insert(api.node_id(n)?);
+            }
+            let mut group = Vec::new();
+            for input in api.node_inputs(concat)? {
+                let Some(value) = input else { return Ok(None) };
+                let name = api.value_name(value)?;
+                if name == own_value {
+                    if group.iter().any(|n| chain.contains(n)) {
+                        return Ok(None); // the same value twice
+                    }
+                    group.extend_from_slice(chain);
+                    continue;
+                }
+                let Some(producer) = api.value_producer(value)? else { return Ok(None) };
+                let Some(conv) = self.conv_upstream(producer, 4)? else { return Ok(None) };
+                let conv_id = api.node_id(conv)?;
+                if taken.contains(&conv_id) || in_group.contains(&conv_id) {
+                    return Ok(None);
+                }
+                let blocked: HashSet<usize> = taken.union(&in_group).copied().collect();
+                let part = self.epilogue_chain(conv, &blocked)?;
+                let Some(&part_last) = part.last() else { return Ok(None) };
+                match end_value(part_last)? {
+                    Some((end, consumer)) if end == name && consumer == concat => {}
+                    _ => return Ok(None),
+                }
+                for &n in &part {
+                    if !in_group.insert(api.node_id(n)?) {
+                        return Ok(None);
+                    }
+                }
+                group.extend(part);
+            }
+            group.push(concat);
+            Ok(Some(group))
+        }
+    }
+
+    /// The claimable (NCHW) Conv at most `depth` nodes upstream of `node` (itself included), searching every
+    /// input: the candidate head of the chain that produced a Concat input (`concat_group` checks the chain).
+    ///
+    /// # Safety
+    /// `node` is a live node of the graph being partitioned.
+    unsafe fn conv_upstream(&self, node: *const OrtNode, depth: usize) -> Result<Option<*const OrtNode>> {
+        let api = self.api;
+        // SAFETY (all calls): every node and value reached is part of the live graph.
+        unsafe {
+            let desc = describe_node(api, node, false)?;
+            if desc.op_type == "Conv" && desc.domain.is_empty() {
+                return Ok(check_support(&desc).is_ok().then_some(node));
+            }
+            if depth == 0 {
+                return Ok(None);
+            }
+            for value in api.node_inputs(node)?.into_iter().flatten() {
+                if let Some(producer) = api.value_producer(value)? {
+                    if let Some(conv) = self.conv_upstream(producer, depth - 1)? {
+                        return Ok(Some(conv));
+                    }
+                }
+            }
+            Ok(None)
+        }
+    }
+
     /// Build one compute info per fused node. On failure nothing is leaked and every output slot is null.
     ///
     /// # Safety
@@ -215,8 +318,8 @@ impl Ep {
             // SAFETY: i < count entries in both arrays (caller contract).
             let (graph, fused) = unsafe { (*graphs.add(i), *fused_nodes.add(i)) };
             // SAFETY: graph and fused node are live for this call.
-            let (info, work) = unsafe { self.compile_one(graph, fused, &mut weights) }?;
-            if let Some(work) = work {
+            let (info, works) = unsafe { self.compile_one(graph, fused, &mut weights) }?;
+            for work in works {
                 reuse.add(work);
             }
             built.push(info);
@@ -242,17 +345,25 @@ impl Ep {
         graph: *const OrtGraph,
         fused: *const OrtNode,
         weights: &mut SharedWeights,
-    ) -> Result<(Box<ComputeInfo>, Option<crate::asym::reuse::GemmWork>)> {
+    ) -> Result<(Box<ComputeInfo>, Vec<crate::asym::reuse::GemmWork>)> {
         // SAFETY (all calls): graph, its nodes and the fused node are live for this callback.
         unsafe {
             let fused_name = self.api.node_name(fused)?;
-            // The fused subgraph holds one MatMul/Gemm/Conv and its epilogue chain, in topological order.
+            // The fused subgraph holds one MatMul/Gemm/Conv and its epilogue chain, in topological order, or the
+            // chains of a channel Concat's convolutions and the Concat (`concat_group`).
             let mut descs = self
                 .api
                 .graph_nodes(graph)?
                 .into_iter()
                 .map(|n| describe_node(self.api, n, true))
                 .collect::<Result<Vec<_>>>()?;
+            if descs.iter().any(|d| d.op_type == "Concat") {
+                let (parts, concat) =
+                    split_concat_subgraph(descs).map_err(|e| e.context(format!("fused node '{fused_name}'")))?;
+                let (plan, slots) = OpPlan::build_concat(&parts, &concat, weights)?;
+                let works = parts.iter().filter_map(|(conv, _)| gemm_work(conv)).collect();
+                return self.compute_info(fused, fused_name, plan, &slots, &concat.outputs).map(|info| (info, works));
+            }
             let main_index = descs
                 .iter()
                 .position(|d| matches!(d.op_type.as_str(), "MatMul" | "Gemm" | "Conv") || is_standalone(&d.op_type))
@@ -270,6 +381,28 @@ impl Ep {
             let chain = descs.split_off(1);
             let desc = descs.pop().expect("main node");
             let (plan, slots) = OpPlan::build_fused(&desc, &chain, weights)?;
+            // The fused node's output is the chain's last output.
+            let last = chain.last().unwrap_or(&desc);
+            let info = self.compute_info(fused, fused_name, plan, &slots, &last.outputs)?;
+            Ok((info, gemm_work(&desc).into_iter().collect()))
+        }
+    }
+
+    /// The compute info running `plan` as fused node `fused`: each of the plan's run-time input `slots` found among
+    /// the fused node's inputs by name (constants were copied into the plan), `outputs` among its outputs.
+    ///
+    /// # Safety
+    /// `fused` is live for this call.
+    unsafe fn compute_info(
+        &self,
+        fused: *const OrtNode,
+        fused_name: String,
+        plan: OpPlan,
+        slots: &[Option<ValueDesc>],
+        outputs: &[Option<ValueDesc>],
+    ) -> Result<Box<ComputeInfo>> {
+        // SAFETY (all calls): the fused node is live for this callback.
+        unsafe {
             if self.config.log_plan {
                 self.log(LogLevel::Warning, &format!("AsyMo EP plan {}", plan.describe()));
             }
@@ -288,18 +421,15 @@ impl Ep {
                     Some(v) => position(&fused_inputs, &v.name).map(Some).ok_or_else(|| {
                         Error::fail(format!(
                             "input '{}' of '{}' is not an input of fused node '{fused_name}'",
-                            v.name, desc.name
+                            v.name, plan.node_name
                         ))
                     }),
                     None => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            // The fused node's output is the chain's last output.
-            let last = chain.last().unwrap_or(&desc);
             let output_map =
-                last.outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
-            let work = gemm_work(&desc);
-            Ok((ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.shared.asym.clone()), work))
+                outputs.iter().map(|v| v.as_ref().and_then(|v| position(&fused_outputs, &v.name))).collect();
+            Ok(ComputeInfo::new(self.api, plan, fused_name, input_map, output_map, self.shared.asym.clone()))
         }
     }
 
