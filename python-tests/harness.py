@@ -29,10 +29,12 @@ CPU_EP = "CPUExecutionProvider"
 REGISTRATION_NAME = "asymo"
 OPTION_PREFIX = "ep.asymoexecutionprovider."
 HEAVY_OPS = ("MatMul", "Gemm", "Conv")
-# Op types besides HEAVY_OPS that our EP may legitimately claim: fused epilogues, pooling, and the layout-moving
-# Transposes of channels-last models (layout=nhwc). Everything else must stay on the CPU EP.
+# Op types besides HEAVY_OPS that our EP may legitimately claim: fused epilogues, pooling, the layout-moving
+# Transposes of channels-last models (layout=nhwc), and a Concat of convolutions' channels. Everything else must stay
+# on the CPU EP.
 EP_EXTRA_OPS: frozenset = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Mul",
-                                     "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Transpose"})
+                                     "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Transpose",
+                                     "Concat"})
 
 RTOL = 1e-4          # max abs error ≤ RTOL × max|expected| ...
 ATOL_FLOOR = 1e-6    # ... + this floor (for all-zero or tiny outputs)

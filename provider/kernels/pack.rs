@@ -136,6 +136,9 @@ pub struct Scratch {
     /// Channel-vectorized convolution (`conv_t.rs`): the `pixels × channels` accumulator and the pixel panels.
     pub(crate) ct: AlignedBuf,
     pub(crate) tpanels: Vec<super::conv_t::TPanel>,
+    /// A convolution computed band by band ahead of a pool: the band's input rows and its output rows.
+    pub(crate) band_in: AlignedBuf,
+    pub(crate) band_out: AlignedBuf,
 }
 
 impl Scratch {

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::{fmt_shape, Error, Executor, NodeDesc, OpPlan, OutputAlloc, Result, TensorView};
+use super::{fmt_shape, Error, Executor, GivenOutput, NodeDesc, OpPlan, OutputAlloc, Result, TensorView};
 
 /// Whether `node` is a Concat along dim 1 of channels-first tensors (the only axis whose per-image slices are
 /// contiguous), with enough declared shape to resolve a negative axis.
@@ -144,7 +144,7 @@ impl ConcatConvs {
             let mut rest = y;
             for ((plan, r), shape) in self.parts.iter().zip(&shapes) {
                 let (mine, tail) = rest.split_at_mut(shape[1] * plane);
-                plan.run(part_inputs(r), &mut Into { buf: Some(mine), shape }, exec)?;
+                plan.run(part_inputs(r), &mut GivenOutput::new(mine, shape), exec)?;
                 rest = tail;
             }
             return Ok(());
@@ -157,32 +157,13 @@ impl ConcatConvs {
             let run = shape[1] * plane;
             part_out.clear();
             part_out.resize(batch * run, 0.0);
-            plan.run(part_inputs(r), &mut Into { buf: Some(&mut part_out), shape }, exec)?;
+            plan.run(part_inputs(r), &mut GivenOutput::new(&mut part_out, shape), exec)?;
             for (dst, src) in y.chunks_exact_mut(image).zip(part_out.chunks_exact(run.max(1))) {
                 dst[offset..offset + run].copy_from_slice(src);
             }
             offset += run;
         }
         Ok(())
-    }
-}
-
-/// A part's output: a given buffer, handed out once for the shape the part was planned with.
-struct Into<'a, 'b> {
-    buf: Option<&'a mut [f32]>,
-    shape: &'b [usize],
-}
-
-impl OutputAlloc for Into<'_, '_> {
-    fn output(&mut self, index: usize, shape: &[usize]) -> Result<&mut [f32]> {
-        if index != 0 || shape != self.shape {
-            return Err(Error::fail(format!(
-                "internal: a Concat part asked for output {index} of shape {}, planned {}",
-                fmt_shape(shape),
-                fmt_shape(self.shape)
-            )));
-        }
-        self.buf.take().ok_or_else(|| Error::fail("internal: a Concat part asked for its output twice"))
     }
 }
 

@@ -8,13 +8,18 @@
 use super::input_or;
 use std::sync::Arc;
 
+use std::ops::Range;
+
+use crate::kernels::pool::{PoolGeometry, PoolKind, PoolPlan};
 use crate::kernels::{
-    conv_t_supported, pointwise_in_place, prefer_conv_t, AOperand, BOperand, ConvGeometry, DwNhwc, FusedOp, Im2col,
-    Im2colNhwc, MatMut, MatRef, PackedA, PackedB,
+    conv_t_supported, gemm_block, pointwise_in_place, prefer_conv_t, AOperand, BOperand, CacheSizes, ConvGeometry,
+    DwNhwc, FusedOp, Im2col, Im2colNhwc, MatMut, MatRef, PackedA, PackedB, Scratch,
 };
 
-use super::exec::{DepthwiseJob, DwNhwcJob, Executor, GemmJob};
-use super::{fmt_shape, numel, AutoPad, Epilogue, Error, NodeDesc, OutputAlloc, Result, Tensor, TensorView};
+use super::exec::{DepthwiseJob, DwNhwcJob, Executor, GemmJob, SharedOut};
+use super::{
+    fmt_shape, numel, AutoPad, Epilogue, Error, GivenOutput, NodeDesc, OutputAlloc, Result, Tensor, TensorView,
+};
 
 /// Conv attributes, validated.
 #[derive(Clone, Debug)]
@@ -239,6 +244,15 @@ fn channel_vectorized(attrs: &ConvAttrs, node: &NodeDesc, w: &[usize]) -> bool {
     }
 }
 
+/// The checked operands of one Conv run.
+struct RunInputs<'a> {
+    x: TensorView<'a>,
+    w_dyn: Option<TensorView<'a>>,
+    w_shape: &'a [usize],
+    shape: ConvShape,
+    bias: Option<TensorView<'a>>,
+}
+
 /// Shapes of one Conv run.
 #[derive(Debug, PartialEq, Eq)]
 struct ConvShape {
@@ -411,14 +425,44 @@ impl Conv {
 
     /// The output shape this run's inputs give (checked as `run` checks them).
     pub(super) fn output_shape(&self, inputs: &[Option<TensorView<'_>>]) -> Result<Vec<usize>> {
+        Ok(self.run_inputs(inputs)?.shape.out_shape)
+    }
+
+    /// This run's operands and shapes, checked.
+    fn run_inputs<'a>(&'a self, inputs: &[Option<TensorView<'a>>]) -> Result<RunInputs<'a>> {
         let x = input_or(inputs, 0, self.const_x.as_deref())
             .ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
-        let w_shape: &[usize] = match (&self.const_w, inputs.get(1).copied().flatten()) {
+        let w_dyn = inputs.get(1).copied().flatten();
+        let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
             (Some(w), _) => &w.shape,
             (None, Some(w)) => w.shape,
             _ => return Err(Error::invalid_argument("Conv input W is missing")),
         };
-        Ok(self.shape(x.shape, w_shape)?.out_shape)
+        let shape = self.shape(x.shape, w_shape)?;
+        let bias = input_or(inputs, 2, self.const_b.as_deref());
+        if let Some(b) = bias {
+            if b.shape != [shape.out_channels] {
+                return Err(Error::invalid_argument(format!(
+                    "Conv bias {} must have shape [{}] (output channels)",
+                    fmt_shape(b.shape),
+                    shape.out_channels
+                )));
+            }
+        }
+        Ok(RunInputs { x, w_dyn, w_shape, shape, bias })
+    }
+
+    /// Group `gi`'s weights as the GEMM's A operand (`mg × kg`).
+    fn a_operand<'a>(&'a self, w_dyn: Option<TensorView<'a>>, gi: usize, mg: usize, kg: usize) -> AOperand<'a> {
+        match (&self.const_w, w_dyn) {
+            (Some(ConstW { prepared: Prepared::PerGroup(packed), .. }), _) => AOperand::Packed(&packed[gi]),
+            (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => {
+                AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
+            }
+            (Some(ConstW { prepared: Prepared::Transposed(packed), .. }), _) => AOperand::PackedT(&packed[gi]),
+            (None, Some(w)) => AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg)),
+            _ => unreachable!("W presence checked by run_inputs; channels-last weights take run_nhwc"),
+        }
     }
 
     pub(super) fn run(
@@ -428,25 +472,7 @@ impl Conv {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
-        let x = input_or(inputs, 0, self.const_x.as_deref())
-            .ok_or_else(|| Error::invalid_argument("Conv input X is missing"))?;
-        let w_dyn = inputs.get(1).copied().flatten();
-        let w_shape: &[usize] = match (&self.const_w, &w_dyn) {
-            (Some(w), _) => &w.shape,
-            (None, Some(w)) => w.shape,
-            _ => return Err(Error::invalid_argument("Conv input W is missing")),
-        };
-        let s = self.shape(x.shape, w_shape)?;
-        let bias = input_or(inputs, 2, self.const_b.as_deref());
-        if let Some(b) = bias {
-            if b.shape != [s.out_channels] {
-                return Err(Error::invalid_argument(format!(
-                    "Conv bias {} must have shape [{}] (output channels)",
-                    fmt_shape(b.shape),
-                    s.out_channels
-                )));
-            }
-        }
+        let RunInputs { x, w_dyn, w_shape, shape: s, bias } = self.run_inputs(inputs)?;
         let post = post.bind(inputs, &s.out_shape)?;
         let y = out.output(0, &s.out_shape)?;
         if y.is_empty() {
@@ -492,17 +518,7 @@ impl Conv {
         for (n, y_img) in y.chunks_mut(s.out_channels * p).enumerate().take(s.batch) {
             for (gi, y_grp) in y_img.chunks_mut(mg * p).enumerate() {
                 let x_grp = &x.data[n * in_image + gi * in_group..n * in_image + (gi + 1) * in_group];
-                let a = match (&self.const_w, &w_dyn) {
-                    (Some(ConstW { prepared: Prepared::PerGroup(packed), .. }), _) => AOperand::Packed(&packed[gi]),
-                    (Some(ConstW { prepared: Prepared::Depthwise(w), .. }), _) => {
-                        AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
-                    }
-                    (Some(ConstW { prepared: Prepared::Transposed(packed), .. }), _) => AOperand::PackedT(&packed[gi]),
-                    (None, Some(w)) => {
-                        AOperand::View(MatRef::row_major(&w.data[gi * mg * kg..(gi + 1) * mg * kg], mg, kg))
-                    }
-                    _ => unreachable!("W presence checked above"),
-                };
+                let a = self.a_operand(w_dyn, gi, mg, kg);
                 let b = if pointwise && !matches!(a, AOperand::PackedT(_)) && !pointwise_in_place(g, mg) {
                     BOperand::View(MatRef::row_major(x_grp, kg, p))
                 } else {
@@ -520,7 +536,171 @@ impl Conv {
     }
 }
 
+/// The most a band of convolution output rows may take between the convolution and its pool: a quarter of L2, so
+/// the band, the packed weights and the convolution's own working set stay in it.
+fn band_bytes() -> usize {
+    CacheSizes::host().l2 / 4
+}
+
 impl Conv {
+    /// This convolution (with its elementwise `post`) followed by `pool`, a channels-first 2-D MaxPool: tasks take
+    /// ranges of pooled rows and compute them band by band — the convolution rows a band's windows read into a
+    /// buffer that stays in L2 (rows shared with the next band kept, not recomputed), then the pool from there — so
+    /// the convolution's output never travels to memory and back (SqueezeNet's and ResNet-50's first layers write
+    /// 3.2 MB that their pools read back). Runs it cannot band (depthwise, channels-last) compute the convolution
+    /// whole, then the pool.
+    pub(super) fn run_pooled(
+        &self,
+        inputs: &[Option<TensorView<'_>>],
+        post: &Epilogue,
+        pool: &super::pool::Pool,
+        out: &mut dyn OutputAlloc,
+        exec: &dyn Executor,
+    ) -> Result<()> {
+        let RunInputs { x, w_dyn, w_shape, shape: s, bias } = self.run_inputs(inputs)?;
+        let g = &s.geometry;
+        let banded = !self.nhwc
+            && pool.is_max_2d_nchw()
+            && g.kernel.len() == 2
+            && post.is_elementwise()
+            && !self.runs_depthwise(w_shape, w_dyn, g);
+        if !banded {
+            let mut conv_out = vec![0.0; numel(&s.out_shape)];
+            self.run(inputs, post, &mut GivenOutput::new(&mut conv_out, &s.out_shape), exec)?;
+            return pool.run(&[Some(TensorView { shape: &s.out_shape, data: &conv_out })], out, exec);
+        }
+        let (pg, pool_shape) = pool.geometry(&s.out_shape)?;
+        let post = post.bind(inputs, &s.out_shape)?;
+        let y = out.output(0, &pool_shape)?;
+        if y.is_empty() {
+            return Ok(());
+        }
+        let (m, group, cin) = (s.out_channels, self.attrs.group, s.in_channels);
+        let (mg, cg, kg) = (m / group, cin / group, g.k());
+        let ([hin, win], [hc, wc]) = ([g.in_spatial[0], g.in_spatial[1]], [g.out_spatial[0], g.out_spatial[1]]);
+        let (hp, wp) = (pool_shape[2], pool_shape[3]);
+        let (sp, pp) = (pg.strides[0], pg.pads_begin[0]);
+        // Convolution rows one pooled row's windows span.
+        let reach = (pg.kernel[0] - 1) * pg.dilations[0] + 1;
+        // The convolution rows pooled rows `p` read, clipped to the map (empty if all their windows are padding).
+        let conv_rows = |p: &Range<usize>| -> Range<usize> {
+            let lo = (p.start * sp).saturating_sub(pp).min(hc);
+            lo..((p.end - 1) * sp + reach).saturating_sub(pp).min(hc).max(lo)
+        };
+        // Pooled rows per band, and the convolution rows a band holds at most.
+        let band = ((band_bytes() / (m * wc * 4).max(1)).saturating_sub(reach) / sp + 1).max(1);
+        let cap = (band - 1) * sp + reach;
+        let (in_image, out_image) = (cin * hin * win, m * hp * wp);
+        let y_ptr = SharedOut::new(y);
+        let ks = crate::kernels::selected_isa().kernels();
+        let body = |n: usize, rows: Range<usize>, scratch: &mut Scratch| {
+            let x_img = &x.data[n * in_image..(n + 1) * in_image];
+            let (mut band_in, mut band_out) =
+                (std::mem::take(&mut scratch.band_in), std::mem::take(&mut scratch.band_out));
+            // Channel c's convolution rows `held` sit at `conv_buf[c · cap · wc ..]`.
+            let conv_buf = band_out.get(m * cap * wc);
+            let mut held = 0..0;
+            let mut p0 = rows.start;
+            while p0 < rows.end {
+                let pooled = p0..(p0 + band).min(rows.end);
+                let need = conv_rows(&pooled);
+                // Rows the previous band computed move to the front; only the rest are convolved.
+                let kept = need.start..held.end.clamp(need.start, need.end);
+                if !kept.is_empty() && kept.start > held.start {
+                    let shift = (kept.start - held.start) * wc;
+                    for c in 0..m {
+                        let base = c * cap * wc;
+                        conv_buf.copy_within(base + shift..base + shift + kept.len() * wc, base);
+                    }
+                }
+                let new = kept.end..need.end;
+                if !new.is_empty() {
+                    // The input rows under the new rows' windows (the rest is padding), copied out so the band is
+                    // a convolution of its own.
+                    let (kh, sh, dh) = (g.kernel[0], g.strides[0], g.dilations[0]);
+                    let top = (new.start * sh) as isize - g.pads_begin[0] as isize;
+                    let bottom = ((new.end - 1) * sh + (kh - 1) * dh + 1) as isize - g.pads_begin[0] as isize;
+                    let (i0, i1) = (top.clamp(0, hin as isize) as usize, bottom.clamp(0, hin as isize) as usize);
+                    let rows_in = i1 - i0;
+                    let x_band = band_in.get(cin * rows_in * win);
+                    for c in 0..cin {
+                        x_band[c * rows_in * win..(c + 1) * rows_in * win]
+                            .copy_from_slice(&x_img[(c * hin + i0) * win..(c * hin + i1) * win]);
+                    }
+                    let bg = ConvGeometry {
+                        channels: cg,
+                        in_spatial: vec![rows_in, win],
+                        out_spatial: vec![new.len(), wc],
+                        kernel: g.kernel.clone(),
+                        strides: g.strides.clone(),
+                        dilations: g.dilations.clone(),
+                        pads_begin: vec![(i0 as isize - top) as usize, g.pads_begin[1]],
+                    };
+                    let (cols, first) = (new.len() * wc, (new.start - need.start) * wc);
+                    for gi in 0..group {
+                        let input = &x_band[gi * cg * rows_in * win..(gi + 1) * cg * rows_in * win];
+                        let c_view =
+                            MatMut::new(&mut conv_buf[gi * mg * cap * wc + first..], mg, cols, (cap * wc) as isize, 1);
+                        let mut epilogue = match bias {
+                            Some(bv) => vec![FusedOp::RowBias(&bv.data[gi * mg..(gi + 1) * mg])],
+                            None => Vec::new(),
+                        };
+                        epilogue.extend(post.ops(0, mg, cols));
+                        let b = BOperand::Im2col(Im2col { input, geometry: &bg });
+                        gemm_block(
+                            self.a_operand(w_dyn, gi, mg, kg),
+                            b,
+                            c_view,
+                            kg,
+                            0..mg,
+                            0..cols,
+                            &epilogue,
+                            scratch,
+                        );
+                    }
+                }
+                held = need.clone();
+                // The band's pooled rows, one channel at a time (its rows are `cap` rows apart in the buffer).
+                let band_pool = (!need.is_empty()).then(|| PoolGeometry {
+                    channels: 1,
+                    in_spatial: vec![need.len(), wc],
+                    out_spatial: vec![pooled.len(), wp],
+                    kernel: pg.kernel.clone(),
+                    strides: pg.strides.clone(),
+                    dilations: pg.dilations.clone(),
+                    pads_begin: vec![need.start + pp - pooled.start * sp, pg.pads_begin[1]],
+                    pads_end: vec![0, pg.pads_end[1]],
+                });
+                let plan = band_pool.as_ref().map(|bp| PoolPlan::new(PoolKind::Max, bp));
+                for c in 0..m {
+                    // SAFETY: split_rows hands out each (image, pooled rows) once, so concurrent calls write
+                    // disjoint rows of `y`, which outlives this call.
+                    let y_rows = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            y_ptr.get().add(n * out_image + (c * hp + pooled.start) * wp),
+                            pooled.len() * wp,
+                        )
+                    };
+                    match &plan {
+                        Some(plan) => plan.run_nchw(
+                            ks,
+                            &conv_buf[c * cap * wc..][..need.len() * wc],
+                            0..pooled.len(),
+                            y_rows,
+                            scratch.pool_rows(),
+                        ),
+                        // Windows wholly in the padding: ORT's lowest(), as the pool alone gives.
+                        None => y_rows.fill(f32::MIN),
+                    }
+                }
+                p0 = pooled.end;
+            }
+            (scratch.band_in, scratch.band_out) = (band_in, band_out);
+        };
+        // A pooled value costs the convolution of the rows and columns its stride steps over.
+        exec.split_rows(s.batch, hp, m * wp, kg * sp * pg.strides[1], &body)
+    }
+
     /// Whether this run takes the depthwise kernels. Their general path skips taps that fall in the padding,
     /// while ORT's Conv (and our GEMM lowering) multiplies the zero padding by the weight: they differ only for
     /// ±inf/NaN weights (0·inf = NaN), which then take the GEMM lowering (a dynamic W is scanned only when that

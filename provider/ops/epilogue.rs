@@ -128,6 +128,11 @@ pub fn hardswish_pattern(value: &ValueDesc, hard_sigmoid: &NodeDesc, mul: &NodeD
 }
 
 impl Epilogue {
+    /// Whether every step maps one value to one value (no residual input).
+    pub fn is_elementwise(&self) -> bool {
+        !self.steps.iter().any(|s| matches!(s, Step::AddInput(_)))
+    }
+
     /// Compile the chain `nodes` (in order) that follows the main node's output `main_out`. Residual inputs are
     /// appended to `inputs` (the fused node's run-time input slots) and referenced by index.
     pub fn build(main_out: &str, nodes: &[NodeDesc], inputs: &mut Vec<Option<ValueDesc>>) -> Result<Epilogue> {

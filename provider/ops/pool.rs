@@ -227,6 +227,12 @@ impl Pool {
         }
     }
 
+    /// Whether this is a windowed 2-D MaxPool over channels-first tensors (what a convolution can feed band by band,
+    /// see `Conv::run_pooled`).
+    pub(super) fn is_max_2d_nchw(&self) -> bool {
+        self.kind == Kind::MaxPool && !self.nhwc && self.window.as_ref().is_some_and(|w| w.kernel.len() == 2)
+    }
+
     /// `[N, C, ...]` or `[N, ..., C]` for messages.
     fn layout_name(&self) -> &'static str {
         if self.nhwc {
@@ -250,7 +256,7 @@ impl Pool {
     }
 
     /// The geometry of one image of X and the output shape, in the node's layout.
-    fn geometry(&self, x: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
+    pub(super) fn geometry(&self, x: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
         let layout = self.layout_name();
         let bad =
             |what: String| Error::invalid_argument(format!("{:?} X {} ({layout}): {what}", self.kind, fmt_shape(x)));

@@ -18,8 +18,8 @@ use crate::asym::energy;
 use crate::asym::freq::{GovMode, RunPlan};
 use crate::asym::reuse::ReuseAccumulator;
 use crate::ops::{
-    check_support, epilogue, gemm_work, is_standalone, joins_channels, split_concat_subgraph, OpPlan, SharedWeights,
-    ValueDesc,
+    check_support, epilogue, gemm_work, is_standalone, joins_channels, pooled_by, split_concat_subgraph, OpPlan,
+    SharedWeights, ValueDesc,
 };
 use crate::options::{EpConfig, Layout};
 use crate::runtime::{CallerSteering, Shared};
@@ -133,6 +133,8 @@ impl Ep {
                         if desc.op_type == "Conv" && self.config.layout != Layout::Nhwc {
                             if let Some(group) = self.concat_group(&chain, &taken)? {
                                 chain = group;
+                            } else if let Some(pool) = self.pool_after(&chain, &taken)? {
+                                chain.push(pool);
                             }
                         }
                         for n in &chain {
@@ -266,6 +268,34 @@ impl Ep {
             }
             group.push(concat);
             Ok(Some(group))
+        }
+    }
+
+    /// The MaxPool that alone consumes a Conv chain's output, when it can be fused after it (`ops::pooled_by`; the
+    /// chain without a residual Add, whose operand is not read band by band).
+    ///
+    /// # Safety
+    /// Every node in `chain` is a live node of the graph being partitioned.
+    unsafe fn pool_after(&self, chain: &[*const OrtNode], taken: &HashSet<usize>) -> Result<Option<*const OrtNode>> {
+        let api = self.api;
+        // SAFETY (all calls): every node and value reached is part of the live graph.
+        unsafe {
+            for &n in &chain[1..] {
+                if api.node_op_type(n)? == "Add" {
+                    return Ok(None);
+                }
+            }
+            let Some(&last) = chain.last() else { return Ok(None) };
+            let [Some(value)] = api.node_outputs(last)?[..] else { return Ok(None) };
+            if api.value_is_graph_output(value)? {
+                return Ok(None);
+            }
+            let [(pool, _)] = api.value_consumers(value)?[..] else { return Ok(None) };
+            let conv = describe_node(api, chain[0], false)?;
+            if taken.contains(&api.node_id(pool)?) || !pooled_by(&conv, &describe_node(api, pool, false)?) {
+                return Ok(None);
+            }
+            Ok(Some(pool))
         }
     }
 
