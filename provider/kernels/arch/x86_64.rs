@@ -107,12 +107,15 @@ unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
     let (k, s) = (K, S);
     let rows = if R == 0 { rows } else { &rows[..R] };
     let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
-    // NaN lanes among the values read, or-ed over the line: unordered compares take two vectors each (masked-off
-    // lanes read −∞, never NaN). (A running float sum of every load instead made a 3-cycle dependency per load.)
-    let mut nan: __mmask16 = 0;
-    // The maximum over the rows of input columns `c .. c + 16`, −∞ outside `0..w` (masked loads there: only lanes
-    // inside the row are read; addresses formed with wrapping arithmetic).
-    let mut column_max = |c: isize| -> __m512 {
+    // NaN detection: each step adds up the values it read (any NaN, or ±∞ — a false positive that only costs the
+    // exact fallback, as ∞ − ∞ or an overflow can), and one FMA per step folds `sum · 0` into `probe`, which stays 0
+    // until a NaN or an infinity shows up, then NaN for good. Per-load unordered compares or-ed into one mask cost
+    // a fifth of the kernel's time (a chain of mask ORs); a running sum of every load, a 3-cycle add per load.
+    let zero = _mm512_setzero_ps();
+    let mut probe = zero;
+    // The maximum over the rows of input columns `c .. c + 16` and their sum, −∞ outside `0..w` (masked loads
+    // there: only lanes inside the row are read; addresses formed with wrapping arithmetic).
+    let column_max = |c: isize| -> (__m512, __m512) {
         // SAFETY: unmasked loads only when the 16 columns lie inside the row; masked ones touch only `mask`'s
         // lanes, which do.
         unsafe {
@@ -135,20 +138,15 @@ unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
                     _mm512_mask_loadu_ps(ninf, mask, image.wrapping_add(r).wrapping_offset(c))
                 }
             };
+            // The sum over the lanes read only (the −∞ of masked-off lanes would make every edge a false positive).
             let mut acc = load(rows[0]);
-            let mut pending = Some(acc);
+            let mut sum = _mm512_maskz_mov_ps(mask, acc);
             for &r in &rows[1..] {
                 let v = load(r);
                 acc = _mm512_max_ps(acc, v);
-                match pending.take() {
-                    Some(u) => nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(u, v),
-                    None => pending = Some(v),
-                }
+                sum = _mm512_maskz_add_ps(mask, sum, v);
             }
-            if let Some(u) = pending {
-                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(u, u);
-            }
-            acc
+            (acc, sum)
         }
     };
     // SAFETY: the caller's contract: out writable for n floats; AVX-512F is enabled.
@@ -165,16 +163,18 @@ unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
             // The last step overlaps the one before (its outputs are recomputed, not accumulated).
             let j0 = j.min(n.saturating_sub(16));
             let c0 = (j0 * s) as isize - pb as isize;
-            let va = match carried {
-                Some((c, v)) if c == c0 => v,
+            let (va, mut sums) = match carried {
+                Some((c, v)) if c == c0 => (v, zero),
                 _ => column_max(c0),
             };
-            let vb = column_max(c0 + 16);
+            let (vb, sb) = column_max(c0 + 16);
+            sums = _mm512_add_ps(sums, sb);
             let r = if s == 2 {
                 let e = _mm512_permutex2var_ps(va, even, vb);
                 let mut r = _mm512_max_ps(e, _mm512_permutex2var_ps(va, odd, vb));
                 if k == 3 {
-                    let vc = column_max(c0 + 32);
+                    let (vc, sc) = column_max(c0 + 32);
+                    sums = _mm512_add_ps(sums, sc);
                     r = _mm512_max_ps(r, shift(vc, e, 1));
                     carried = Some((c0 + 32, vc));
                 }
@@ -192,8 +192,9 @@ unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
             } else {
                 _mm512_mask_storeu_ps(out, ((1u32 << n) - 1) as u16, r);
             }
+            probe = _mm512_fmadd_ps(sums, zero, probe);
             if j0 + 16 >= n {
-                return nan != 0;
+                return _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(probe, probe) != 0;
             }
             j += 16;
         }
