@@ -265,11 +265,19 @@ impl<'g> PoolPlan<'g> {
         // Rows of a few thousand floats need no grouping (a row is long read back well after its stores), and a
         // long 1-D row must not take eight times its size in scratch.
         let group = (LINE_GROUP_FLOATS / pitch).clamp(1, LINE_GROUP);
-        let padded = row.get(group * pitch);
-        for r in padded.chunks_exact_mut(pitch) {
-            r[..lead].fill(if max { f32::NEG_INFINITY } else { 0.0 });
-            r[lead + cols..span].fill(if max { f32::NEG_INFINITY } else { 0.0 });
-        }
+        // Set up on first use only: the fused kernel needs none (a convolution's band pooled one channel per call
+        // made this fill a tenth of the pool's time).
+        let identity = if max { f32::NEG_INFINITY } else { 0.0 };
+        let mut filled = false;
+        let mut padded = |row: &mut super::buf::AlignedBuf| {
+            let padded = row.get(group * pitch);
+            if !std::mem::replace(&mut filled, true) {
+                for r in padded.chunks_exact_mut(pitch) {
+                    r[..lead].fill(identity);
+                    r[lead + cols..span].fill(identity);
+                }
+            }
+        };
         // Max windows with no tap in the input (dilations can make them) yield ORT's lowest(), not −∞.
         let hollow = max && tables[2].iter().any(|t| t.count == 0);
         let fused_ok = max && !hollow && d2 == 1 && matches!((k2, s2), (2 | 3, 1 | 2));
@@ -296,10 +304,12 @@ impl<'g> PoolPlan<'g> {
                 });
                 let fast = |a: f32, x: f32| if a > x { a } else { x };
                 if fused.is_none() {
-                    job.run(image, positions.clone(), padded, outs, fast, &mut sum);
+                    padded(row);
+                    job.run(image, positions.clone(), row.get(group * pitch), outs, fast, &mut sum);
                 }
                 if fused.unwrap_or_else(|| !sum.iter().all(|v| v.is_finite())) {
-                    job.run(image, positions.clone(), padded, outs, max_nan, &mut sum);
+                    padded(row);
+                    job.run(image, positions.clone(), row.get(group * pitch), outs, max_nan, &mut sum);
                 }
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
                     if starts[p] == starts[p + 1] {
@@ -313,7 +323,8 @@ impl<'g> PoolPlan<'g> {
                     }
                 }
             } else {
-                job.run(image, positions.clone(), padded, outs, |a, x| a + x, &mut sum);
+                padded(row);
+                job.run(image, positions.clone(), row.get(group * pitch), outs, |a, x| a + x, &mut sum);
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
                     let taps = starts[p + 1] - starts[p];
                     let (t0, t1) = (tables[0][p / o1], tables[1][p % o1]);
