@@ -152,3 +152,11 @@ def test_resnet_and_squeezenet_stems(asymo):
     squeeze = conv_pool(c_out=64, conv=dict(strides=[2, 2], pads=[0, 0, 0, 0]), pool=dict(ceil_mode=1))
     for model in (resnet, squeeze):
         harness.compare(model, {"x": x_of(1, 3, 224, 224)})
+
+
+def test_rows_of_padding_alone(asymo):
+    """Pads of a kernel's height or more make output rows that read no input (1×1 with pads 2; 3×3 with pads 3):
+    such convolutions run whole, then their pool."""
+    for conv in ({"kernel_shape": [1, 1], "pads": [2, 1, 2, 1]}, {"pads": [3, 3, 3, 3], "strides": [2, 2]}):
+        model = conv_pool(c_out=64, conv=conv, pool={"kernel_shape": [2, 2]})
+        harness.compare(model, {"x": x_of(1, 3, 23, 31, seed=5)})

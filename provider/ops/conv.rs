@@ -536,6 +536,14 @@ impl Conv {
     }
 }
 
+/// Whether every output row of a 2-D convolution has a window row inside the input (so any band of rows is a
+/// convolution of some input rows; pads of a kernel's height or more make rows of padding alone).
+fn rows_read_input(g: &ConvGeometry) -> bool {
+    let (hin, hout, k, s, d, p) =
+        (g.in_spatial[0], g.out_spatial[0], g.kernel[0], g.strides[0], g.dilations[0], g.pads_begin[0]);
+    hin > 0 && g.in_spatial[1] > 0 && p <= (k - 1) * d && (hout.max(1) - 1) * s < hin + p
+}
+
 /// The most a band of convolution output rows may take between the convolution and its pool: a quarter of L2, so
 /// the band, the packed weights and the convolution's own working set stay in it.
 fn band_bytes() -> usize {
@@ -562,6 +570,7 @@ impl Conv {
         let banded = !self.nhwc
             && pool.is_max_2d_nchw()
             && g.kernel.len() == 2
+            && rows_read_input(g)
             && post.is_elementwise()
             && !self.runs_depthwise(w_shape, w_dyn, g);
         if !banded {
