@@ -565,6 +565,19 @@ impl Conv {
         out: &mut dyn OutputAlloc,
         exec: &dyn Executor,
     ) -> Result<()> {
+        self.run_pooled_in_bands(inputs, post, pool, out, exec, band_bytes())
+    }
+
+    /// [`Conv::run_pooled`] with bands of at most `band_bytes` of convolution output (tests use tiny ones).
+    fn run_pooled_in_bands(
+        &self,
+        inputs: &[Option<TensorView<'_>>],
+        post: &Epilogue,
+        pool: &super::pool::Pool,
+        out: &mut dyn OutputAlloc,
+        exec: &dyn Executor,
+        band_bytes: usize,
+    ) -> Result<()> {
         let RunInputs { x, w_dyn, w_shape, shape: s, bias } = self.run_inputs(inputs)?;
         let g = &s.geometry;
         let banded = !self.nhwc
@@ -597,7 +610,7 @@ impl Conv {
             lo..((p.end - 1) * sp + reach).saturating_sub(pp).min(hc).max(lo)
         };
         // Pooled rows per band, and the convolution rows a band holds at most.
-        let band = ((band_bytes() / (m * wc * 4).max(1)).saturating_sub(reach) / sp + 1).max(1);
+        let band = ((band_bytes / (m * wc * 4).max(1)).saturating_sub(reach) / sp + 1).max(1);
         let cap = (band - 1) * sp + reach;
         let (in_image, out_image) = (cin * hin * win, m * hp * wp);
         let y_ptr = SharedOut::new(y);
@@ -936,6 +949,121 @@ mod tests {
             }
         }
         (vec![n, m, oh, ow], y)
+    }
+
+    /// Runs `split_rows` work on this thread in random row chunks (tasks), each with its own scratch.
+    struct ChunkedRows(std::cell::Cell<u64>);
+
+    // SAFETY: the executor runs every task on the calling thread, the only one that touches the Cell.
+    unsafe impl Sync for ChunkedRows {}
+
+    impl Executor for ChunkedRows {
+        fn run(&self, jobs: &[crate::ops::GemmJob<'_>]) -> Result<()> {
+            SerialExecutor.run(jobs)
+        }
+
+        fn split_rows(
+            &self,
+            batch: usize,
+            rows: usize,
+            _cols: usize,
+            _taps: usize,
+            body: &(dyn Fn(usize, std::ops::Range<usize>, &mut crate::kernels::Scratch) + Sync),
+        ) -> Result<()> {
+            for b in 0..batch {
+                let mut r0 = 0;
+                while r0 < rows {
+                    let seed = self.0.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    self.0.set(seed);
+                    let r1 = (r0 + 1 + (seed >> 33) as usize % 4).min(rows);
+                    body(b, r0..r1, &mut crate::kernels::Scratch::new());
+                    r0 = r1;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn banded_convolution_and_pool_match_the_two_whole() {
+        // Random convolutions and max pools, bands of one to a few pooled rows, tasks of one to four rows: the
+        // fused path against the convolution computed whole and then pooled.
+        let mut rng = Lcg(0xBA4D);
+        let mut pick = |n: usize| ((rng.next().abs() * 1e6) as usize) % n;
+        let mut banded = 0;
+        for case in 0..120 {
+            let (c, m, group) = [(3, 8, 1), (4, 8, 2), (2, 5, 1), (6, 12, 3)][pick(4)];
+            let (kh, kw) = (1 + pick(4), 1 + pick(3));
+            let (sh, sw) = (1 + pick(2), 1 + pick(2));
+            let (dh, dw) = (1 + pick(2) * pick(2), 1);
+            let pads = [pick(kh), pick(kw), pick(kh), pick(kw)];
+            let (h, w) = (kh * dh + 3 + pick(20), kw + 2 + pick(15));
+            let conv_attrs = vec![
+                ("group".into(), AttrValue::Int(group as i64)),
+                ("kernel_shape".into(), AttrValue::Ints(vec![kh as i64, kw as i64])),
+                ("strides".into(), AttrValue::Ints(vec![sh as i64, sw as i64])),
+                ("dilations".into(), AttrValue::Ints(vec![dh as i64, dw as i64])),
+                ("pads".into(), AttrValue::Ints(pads.iter().map(|&p| p as i64).collect())),
+            ];
+            let ws = [m, c / group, kh, kw];
+            let wv = Lcg(case).vec(ws.iter().product());
+            let bias = Lcg(case + 7).vec(m);
+            let conv_node = NodeDesc {
+                name: "conv".into(),
+                op_type: "Conv".into(),
+                since_version: 11,
+                attrs: conv_attrs,
+                inputs: vec![
+                    value("X", &[-1, c as i64, -1, -1]),
+                    constant("W", Tensor { shape: ws.to_vec(), data: wv }),
+                    constant("B", Tensor { shape: vec![m], data: bias }),
+                ],
+                outputs: vec![value("Y", &[])],
+                ..Default::default()
+            };
+            let (pk, ps) = (2 + pick(2), 1 + pick(2));
+            let pool_attrs = vec![
+                ("kernel_shape".into(), AttrValue::Ints(vec![pk as i64, 2])),
+                ("strides".into(), AttrValue::Ints(vec![ps as i64, 2])),
+                ("pads".into(), AttrValue::Ints(vec![pick(pk) as i64, 0, pick(pk) as i64, 1])),
+                ("ceil_mode".into(), AttrValue::Int(pick(2) as i64)),
+                ("dilations".into(), AttrValue::Ints(vec![1 + pick(2) as i64, 1])),
+            ];
+            let pool_node = NodeDesc {
+                name: "pool".into(),
+                op_type: "MaxPool".into(),
+                since_version: 12,
+                attrs: pool_attrs,
+                inputs: vec![value("C", &[-1, -1, -1, -1])],
+                outputs: vec![value("P", &[])],
+                ..Default::default()
+            };
+            let (conv, pool) = (Conv::build(&conv_node).unwrap(), super::super::pool::Pool::build(&pool_node).unwrap());
+            let n = 1 + pick(2);
+            let xs = [n, c, h, w];
+            let x = Lcg(case + 3).vec(xs.iter().product());
+            let inputs = [Some(TensorView { shape: &xs, data: &x })];
+            let relu = Epilogue { steps: vec![super::super::epilogue::Step::Relu] };
+            // The two whole.
+            let mut conv_out = VecOut(vec![]);
+            conv.run(&inputs, &relu, &mut conv_out, &SerialExecutor).unwrap();
+            let (cs, cy) = conv_out.0.swap_remove(0);
+            let Ok((_, want_shape)) = pool.geometry(&cs) else { continue };
+            banded += usize::from(super::rows_read_input(&conv.shape(&xs, &ws).unwrap().geometry));
+            let mut want = VecOut(vec![]);
+            pool.run(&[Some(TensorView { shape: &cs, data: &cy })], &mut want, &SerialExecutor).unwrap();
+            let (want_shape2, want) = want.0.swap_remove(0);
+            assert_eq!(want_shape, want_shape2);
+            for band_bytes in [1, 4 * m * 9, 1 << 20] {
+                let mut got = VecOut(vec![]);
+                let exec = ChunkedRows(std::cell::Cell::new(case));
+                conv.run_pooled_in_bands(&inputs, &relu, &pool, &mut got, &exec, band_bytes).unwrap();
+                let (got_shape, got) = got.0.swap_remove(0);
+                assert_eq!(got_shape, want_shape, "case {case}: {conv_node:?} {pool_node:?} X {xs:?}");
+                assert_close(&got, &want);
+            }
+        }
+        assert!(banded >= 60, "only {banded} of 120 cases took the banded path");
     }
 
     #[test]
