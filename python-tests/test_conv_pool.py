@@ -150,7 +150,9 @@ def test_resnet_and_squeezenet_stems(asymo):
     resnet = conv_pool(c_out=64, conv=dict(kernel_shape=[7, 7], strides=[2, 2], pads=[3, 3, 3, 3]),
                        pool=dict(pads=[1, 1, 1, 1]))
     squeeze = conv_pool(c_out=64, conv=dict(strides=[2, 2], pads=[0, 0, 0, 0]), pool=dict(ceil_mode=1))
-    for model in (resnet, squeeze):
+    # Declared shapes too: a 224² map at stride 1 takes the channel-vectorized lowering inside the bands.
+    static = conv_pool(c_out=64, shape=(1, 3, 224, 224), pool={"kernel_shape": [2, 2]})
+    for model in (resnet, squeeze, static):
         harness.compare(model, {"x": x_of(1, 3, 224, 224)})
 
 

@@ -536,12 +536,17 @@ impl Conv {
     }
 }
 
-/// Whether every output row of a 2-D convolution has a window row inside the input (so any band of rows is a
-/// convolution of some input rows; pads of a kernel's height or more make rows of padding alone).
+/// Whether every output row's window extent, `(k − 1)·d + 1` rows, overlaps the input rows (so the input rows under
+/// any band of output rows are a non-empty run: the band is a convolution of its own; pads of that extent or more
+/// make rows of padding alone).
 fn rows_read_input(g: &ConvGeometry) -> bool {
     let (hin, hout, k, s, d, p) =
         (g.in_spatial[0], g.out_spatial[0], g.kernel[0], g.strides[0], g.dilations[0], g.pads_begin[0]);
-    hin > 0 && g.in_spatial[1] > 0 && p <= (k - 1) * d && (hout.max(1) - 1) * s < hin + p
+    hin > 0
+        && g.in_spatial[1] > 0
+        && k > 0
+        && p <= (k - 1) * d
+        && (hout.max(1) - 1).checked_mul(s).is_some_and(|last| last < hin + p)
 }
 
 /// The most a band of convolution output rows may take between the convolution and its pool: a quarter of L2, so
@@ -616,6 +621,9 @@ impl Conv {
         let y_ptr = SharedOut::new(y);
         let ks = crate::kernels::selected_isa().kernels();
         let body = |n: usize, rows: Range<usize>, scratch: &mut Scratch| {
+            // Each band is a new input (`band_in`, reused at the same address): no window prepared under a job
+            // token may be taken for it.
+            scratch.set_job(0);
             let x_img = &x.data[n * in_image..(n + 1) * in_image];
             let (mut band_in, mut band_out) =
                 (std::mem::take(&mut scratch.band_in), std::mem::take(&mut scratch.band_out));
@@ -720,7 +728,7 @@ impl Conv {
             (scratch.band_in, scratch.band_out) = (band_in, band_out);
         };
         // A pooled value costs the convolution of the rows and columns its stride steps over.
-        exec.split_rows(s.batch, hp, m * wp, kg * sp * pg.strides[1], &body)
+        exec.split_rows(s.batch, hp, m * wp, kg.saturating_mul(sp).saturating_mul(pg.strides[1]), &body)
     }
 
     /// Whether this run takes the depthwise kernels. Their general path skips taps that fall in the padding,

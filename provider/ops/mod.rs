@@ -283,7 +283,8 @@ pub fn pooled_by(conv: &NodeDesc, pool: &NodeDesc) -> bool {
         let strides = conv.attr_ints("strides").ok()?.unwrap_or_else(|| vec![1, 1]);
         let group = conv.attr_int("group", 1).ok()?;
         let (&[m, cg, _, _], &[sh, sw]) = (&w[..], &strides[..]) else { return None };
-        Some(m > 0 && cg > 0 && cg * group * sh * sw * 4 <= m)
+        let read = [group, sh, sw, 4].into_iter().try_fold(cg, |a, b| a.checked_mul(b))?;
+        Some(m > 0 && cg > 0 && read <= m)
     };
     conv.op_type == "Conv"
         && conv.domain.is_empty()
@@ -605,6 +606,8 @@ mod tests {
         // SqueezeNet's / ResNet-50's first layers: 3 channels at stride 2 for 64 out.
         assert!(pooled_by(&conv(&[64, 3, 3, 3], &[2, 2], 1), &pool(&[3, 3])));
         assert!(pooled_by(&conv(&[64, 3, 7, 7], &[2, 2], 1), &pool(&[3, 3])));
+        // Strides whose product overflows are not small.
+        assert!(!pooled_by(&conv(&[64, 3, 3, 3], &[1 << 40, 1 << 40], 1), &pool(&[3, 3])));
         // VGG-16's 64 → 64 reads as much as it writes; 1-D is not banded; AveragePool is not a MaxPool.
         assert!(!pooled_by(&conv(&[64, 64, 3, 3], &[1, 1], 1), &pool(&[2, 2])));
         assert!(!pooled_by(&conv(&[64, 3, 3], &[2], 1), &pool(&[3])));

@@ -130,7 +130,7 @@ impl Ep {
                     Ok(()) => {
                         let mut chain =
                             if is_standalone(&desc.op_type) { vec![node] } else { self.epilogue_chain(node, &taken)? };
-                        if desc.op_type == "Conv" && self.config.layout != Layout::Nhwc {
+                        if desc.op_type == "Conv" && desc.domain.is_empty() && self.config.layout != Layout::Nhwc {
                             if let Some(group) = self.concat_group(&chain, &taken)? {
                                 chain = group;
                             } else if let Some(pool) = self.pool_after(&chain, &taken)? {
