@@ -382,7 +382,6 @@ impl OpPlan {
                 node.name
             )));
         }
-
         Ok((OpPlan { node_name: node.name.clone(), op, epilogue, fused }, slots))
     }
 
