@@ -269,7 +269,7 @@ impl<'g> PoolPlan<'g> {
         // made this fill a tenth of the pool's time).
         let identity = if max { f32::NEG_INFINITY } else { 0.0 };
         let mut filled = false;
-        let mut padded = |row: &mut super::buf::AlignedBuf| {
+        let mut fill_padded = |row: &mut super::buf::AlignedBuf| {
             let padded = row.get(group * pitch);
             if !std::mem::replace(&mut filled, true) {
                 for r in padded.chunks_exact_mut(pitch) {
@@ -304,11 +304,11 @@ impl<'g> PoolPlan<'g> {
                 });
                 let fast = |a: f32, x: f32| if a > x { a } else { x };
                 if fused.is_none() {
-                    padded(row);
+                    fill_padded(row);
                     job.run(image, positions.clone(), row.get(group * pitch), outs, fast, &mut sum);
                 }
                 if fused.unwrap_or_else(|| !sum.iter().all(|v| v.is_finite())) {
-                    padded(row);
+                    fill_padded(row);
                     job.run(image, positions.clone(), row.get(group * pitch), outs, max_nan, &mut sum);
                 }
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
@@ -323,7 +323,7 @@ impl<'g> PoolPlan<'g> {
                     }
                 }
             } else {
-                padded(row);
+                fill_padded(row);
                 job.run(image, positions.clone(), row.get(group * pitch), outs, |a, x| a + x, &mut sum);
                 for (p, out_line) in positions.zip(outs.chunks_exact_mut(o2)) {
                     let taps = starts[p + 1] - starts[p];
