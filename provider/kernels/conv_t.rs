@@ -279,6 +279,15 @@ fn conv_t_chunk(
             }
         }
     };
+    // With no epilogue left (the fused prefix took it all: the common case) one transpose over every channel: it
+    // walks the buffer pixel block by pixel block, reading each pixel's channels once (whole lines), where a pass
+    // per group of eight channels fetched every line of the buffer from L2 once per group.
+    if rest.is_empty() && c.cs == 1 && c.rs > 0 {
+        // SAFETY: pixels 0..npix × channels 0..nch of the buffer were written above; C rows r0.. (row stride rs,
+        // columns contiguous) from column cols.start are npix floats of the caller's block.
+        unsafe { (ks.transpose)(npix, nch, ct, ldt, c.ptr_at(r0, cols.start), c.rs as usize) };
+        return;
+    }
     // Eight channel rows at a time (the tier's in-register 8 × 8 transpose), the epilogue one group behind.
     const G: usize = 8;
     for g0 in (0..nch).step_by(G) {
