@@ -277,6 +277,51 @@ fn bench_dw(cx: &Ctx, c: usize, hw: usize, stride: usize, rng: &mut Rng) {
     });
     cx.report(&name, 2.0 * 9.0 * (c * g.n()) as f64, t, "");
 }
+/// Measured FMA throughput in GFLOP/s: 24 independent zmm accumulators (AVX-512F), register operands only, so
+/// nothing but the FMA ports limits it (the clock probe above gives the nominal rate; under AVX-512 load a core
+/// may run slower than that).
+fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        let n: u64 = 20_000_000;
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let mut i = n;
+            // SAFETY: AVX-512F is present (checked above); register-only arithmetic on zmm0..zmm25, all declared
+            // clobbered, no memory access.
+            unsafe {
+                std::arch::asm!(
+                    "vxorps zmm0, zmm0, zmm0",
+                    "vxorps zmm1, zmm1, zmm1",
+                    "2:",
+                    ".irp r,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25",
+                    "vfmadd231ps zmm\\r, zmm0, zmm1",
+                    ".endr",
+                    "dec {i}",
+                    "jnz 2b",
+                    i = inout(reg) i,
+                    out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _,
+                    out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+                    out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _,
+                    out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _,
+                    out("zmm22") _, out("zmm23") _, out("zmm24") _, out("zmm25") _,
+                    options(nomem, nostack)
+                );
+            }
+            std::hint::black_box(i);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Some(n as f64 * 24.0 * 32.0 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -292,6 +337,9 @@ fn main() {
     match ghz {
         Some(g) => println!("measured clock: {g:.2} GHz (dependent-add chain); single thread"),
         None => println!("clock not measured on this target; single thread"),
+    }
+    if let Some(p) = fma_peak_gflops().filter(|_| arg("--iters").is_none()) {
+        println!("measured AVX-512 FMA throughput: {p:.1} GFLOP/s (24 register accumulators)");
     }
     let budget = Duration::from_millis(if quick { 150 } else { 600 });
     for isa in isas {
