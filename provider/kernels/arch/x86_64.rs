@@ -333,6 +333,52 @@ unsafe fn avx512_dw3x3(
                 }
             }
         };
+        if s == 2 && g.wo <= 7 {
+            // Narrow stride-2 planes (MobileNetV1's 14² → 7²): every tap of an output row lies in one 16-float load
+            // of its input row (output j, tap kx: lane 2j + kx ≤ 14), so two output rows share each vector, row oy
+            // in lanes 0..8 and oy + 1 in lanes 8..16: per kernel row two loads, three two-source permutes and three
+            // FMAs for both rows (the general step: three loads, three permutes, three FMAs per row).
+            let even2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd2 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            // Lanes 7 and 15 (the eighth output of each row, never stored) take whatever index 16 / 32 selects.
+            let next2 = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0);
+            let m = g.inside(-pl);
+            let nm = ((1u32 << g.wo) - 1) as u16;
+            // Input row `iy` (possibly outside the plane: zeros) from column −pl, 16 lanes. (A macro, not a
+            // closure: the loads must be compiled with this function's target features.)
+            macro_rules! row {
+                ($iy:expr) => {{
+                    let iy: isize = $iy;
+                    if (0..g.h as isize).contains(&iy) {
+                        _mm512_maskz_loadu_ps(m, x.offset(iy * w).wrapping_offset(-pl))
+                    } else {
+                        zero
+                    }
+                }};
+            }
+            let mut oy = 0;
+            while oy < g.ho {
+                prefetch_next(oy, (oy + 2).min(g.ho));
+                let second = oy + 1 < g.ho;
+                let iy0 = (2 * oy) as isize - g.pt as isize;
+                let mut a = [init, zero, zero];
+                for (ky, acc) in a.iter_mut().enumerate() {
+                    let va = row!(iy0 + ky as isize);
+                    let vb = if second { row!(iy0 + 2 + ky as isize) } else { zero };
+                    *acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(va, even2, vb), kv[ky * 3], *acc);
+                    *acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(va, odd2, vb), kv[ky * 3 + 1], *acc);
+                    *acc = _mm512_fmadd_ps(_mm512_permutex2var_ps(va, next2, vb), kv[ky * 3 + 2], *acc);
+                }
+                let v = finish!(a[0], a[1], a[2]);
+                _mm512_mask_storeu_ps(y.add(oy * g.wo), nm, v);
+                if second {
+                    // Lanes 8 .. 8 + wo go to row oy + 1: the store's base sits 8 floats before that row.
+                    _mm512_mask_storeu_ps(y.add((oy + 1) * g.wo).wrapping_sub(8), nm << 8, v);
+                }
+                oy += 2;
+            }
+            return;
+        }
         let mut oy = 0;
         while oy < g.ho {
             if one_step && s == 1 && oy + 3 < g.ho && interior(oy) && interior(oy + 3) {
