@@ -277,6 +277,7 @@ fn bench_dw(cx: &Ctx, c: usize, hw: usize, stride: usize, rng: &mut Rng) {
     });
     cx.report(&name, 2.0 * 9.0 * (c * g.n()) as f64, t, "");
 }
+
 /// Measured FMA throughput in GFLOP/s: 24 independent zmm accumulators (AVX-512F), register operands only, so
 /// nothing but the FMA ports limits it (the clock probe above gives the nominal rate; under AVX-512 load a core
 /// may run slower than that).

@@ -203,7 +203,8 @@ unsafe fn pool_max_line_rows<const R: usize, const K: usize, const S: usize>(
 
 /// [`super::Dw3x3Fn`]: 16 outputs per step, every input row read in place through lane masks (a lane whose input
 /// position lies outside the plane loads zero, so padding needs no copy); stride 2 splits two 16-float loads into
-/// their even and odd lanes with two-source permutes. One accumulator per kernel row (three short FMA chains).
+/// their even and odd lanes with two-source permutes (on planes of ≤ 7 outputs per row, two output rows per
+/// vector). One accumulator per kernel row (three short FMA chains).
 ///
 /// # Safety
 /// [`super::Dw3x3Fn`]'s contract; AVX-512F must be available.
@@ -218,7 +219,7 @@ unsafe fn avx512_dw3x3(
 ) {
     // SAFETY: every load is masked to positions inside its input row (masked-off lanes are not accessed, so the
     // addresses may lie outside the plane: formed with wrapping arithmetic); every store is masked to the outputs
-    // of its row; AVX-512F is enabled here.
+    // of its row (on narrow stride-2 planes, of the one of the two rows its lanes hold); AVX-512F is enabled here.
     unsafe {
         // (Not `array::from_fn`: a closure calling intrinsics would not inherit this function's target features.)
         let mut kv = [_mm512_setzero_ps(); 9];
