@@ -553,7 +553,7 @@ fn rows_read_input(g: &ConvGeometry) -> bool {
 /// the rest to the packed weights and the convolution's own working set. Each band pays a GEMM's and a pool's set-up:
 /// on SqueezeNet's first layer (one core) half of L2 ran 1.09× faster than a quarter, an eighth 0.71×, all of it
 /// 1.02× (two cores: half 1.075× a quarter).
-fn band_bytes() -> usize {
+pub(super) fn band_bytes() -> usize {
     CacheSizes::host().l2 / 2
 }
 
@@ -563,20 +563,9 @@ impl Conv {
     /// buffer that stays in L2 (rows shared with the next band kept, not recomputed), then the pool from there — so
     /// the convolution's output never travels to memory and back (SqueezeNet's and ResNet-50's first layers write
     /// 3.2 MB that their pools read back). Runs it cannot band (depthwise, channels-last) compute the convolution
-    /// whole, then the pool.
+    /// whole, then the pool. Bands hold at most `band_bytes` of convolution output ([`band_bytes`] at run time;
+    /// tests use tiny ones).
     pub(super) fn run_pooled(
-        &self,
-        inputs: &[Option<TensorView<'_>>],
-        post: &Epilogue,
-        pool: &super::pool::Pool,
-        out: &mut dyn OutputAlloc,
-        exec: &dyn Executor,
-    ) -> Result<()> {
-        self.run_pooled_in_bands(inputs, post, pool, out, exec, band_bytes())
-    }
-
-    /// [`Conv::run_pooled`] with bands of at most `band_bytes` of convolution output (tests use tiny ones).
-    fn run_pooled_in_bands(
         &self,
         inputs: &[Option<TensorView<'_>>],
         post: &Epilogue,
@@ -1067,7 +1056,7 @@ mod tests {
             for band_bytes in [1, 4 * m * 9, 1 << 20] {
                 let mut got = VecOut(vec![]);
                 let exec = ChunkedRows(std::cell::Cell::new(case));
-                conv.run_pooled_in_bands(&inputs, &relu, &pool, &mut got, &exec, band_bytes).unwrap();
+                conv.run_pooled(&inputs, &relu, &pool, &mut got, &exec, band_bytes).unwrap();
                 let (got_shape, got) = got.0.swap_remove(0);
                 assert_eq!(got_shape, want_shape, "case {case}: {conv_node:?} {pool_node:?} X {xs:?}");
                 assert_close(&got, &want);

@@ -438,7 +438,7 @@ impl OpPlan {
             Op::MatMul(op) => op.run(inputs, post, out, exec),
             Op::Gemm(op) => op.run(inputs, post, out, exec),
             Op::Conv(op) => op.run(inputs, post, out, exec),
-            Op::ConvPool(conv, pool) => conv.run_pooled(inputs, post, pool, out, exec),
+            Op::ConvPool(conv, pool) => conv.run_pooled(inputs, post, pool, out, exec, conv::band_bytes()),
             Op::Pool(op) => op.run(inputs, out, exec),
             Op::Transpose(op) => op.run(inputs, out, exec),
             Op::Concat(op) => op.run(inputs, out, exec),
