@@ -121,8 +121,10 @@ pub(crate) struct TileEpi {
 pub(crate) type EpilogueFn =
     unsafe fn(c: *mut f32, rsc: isize, m: usize, n: usize, i0: usize, j0: usize, ops: &[FusedOp<'_>]);
 
-/// `out[0..NR] = Σ_p x[p] · panel[p·NR .. p·NR + NR]` over `k` steps.
-pub(crate) type GemvPanelFn = unsafe fn(k: usize, x: *const f32, panel: *const f32, out: *mut f32);
+/// `out[q·NR .. q·NR + NR] = Σ_p x[p] · panel_q[p·NR .. p·NR + NR]` over `k` steps for `count` (1 ..=
+/// [`GEMV_PANELS`](crate::kernels::gemv::GEMV_PANELS)) panels, panel `q` at `panel + q·stride`, all streamed at once.
+pub(crate) type GemvPanelFn =
+    unsafe fn(k: usize, x: *const f32, panel: *const f32, stride: usize, count: usize, out: *mut f32);
 
 /// `out[0..n] = Σ_p x[p] · B[p, 0..n]`, B row `p` at `b + p·ldb` (contiguous), `n ≤ 64`.
 pub(crate) type GemvRowsFn = unsafe fn(k: usize, x: *const f32, b: *const f32, ldb: isize, n: usize, out: *mut f32);
@@ -365,9 +367,18 @@ macro_rules! portable_wrappers {
         }
 
         $(#[target_feature(enable = $feat)])?
-        pub(crate) unsafe fn gemv_panel(k: usize, x: *const f32, panel: *const f32, out: *mut f32) {
+        pub(crate) unsafe fn gemv_panel(
+            k: usize, x: *const f32, panel: *const f32, stride: usize, count: usize, out: *mut f32,
+        ) {
             // SAFETY: `GemvPanelFn`'s contract.
-            unsafe { gemv::panel_body::<$nr, { $fma }>(k, x, panel, out) }
+            unsafe {
+                match count {
+                    1 => gemv::panel_body::<$nr, 1, { $fma }>(k, x, panel, stride, out),
+                    2 => gemv::panel_body::<$nr, 2, { $fma }>(k, x, panel, stride, out),
+                    3 => gemv::panel_body::<$nr, 3, { $fma }>(k, x, panel, stride, out),
+                    _ => gemv::panel_body::<$nr, 4, { $fma }>(k, x, panel, stride, out),
+                }
+            }
         }
 
         $(#[target_feature(enable = $feat)])?
