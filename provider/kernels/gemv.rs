@@ -15,7 +15,8 @@ use super::{apply_epilogue, AOperand, BOperand, FusedOp, MatMut, MatRef, Scratch
 use std::ops::Range;
 
 /// Packed panels one GEMV call streams at once: four concurrent streams of weights ran 1×1024×4096 and
-/// 1×4096×4096 1.05–1.07× faster than one (L3-resident weights; six or eight: no further change).
+/// 1×4096×4096 1.05–1.07× faster than one (L3-resident weights; six or eight: no further change). Groups may be
+/// smaller at a task's last columns; a column's result never depends on its group (see `panel_body`).
 pub(crate) const GEMV_PANELS: usize = 4;
 
 /// Which side of a GEMV is the vector.
@@ -323,40 +324,24 @@ pub(crate) unsafe fn panel_body<const N: usize, const P: usize, const F: bool>(
     stride: usize,
     out: *mut f32,
 ) {
-    // Fewer than four panels: a second set of accumulators for odd steps (eight independent FMA chains cover the
-    // FMA latency); four panels are eight chains already.
-    let (mut acc0, mut acc1) = ([[0f32; N]; P], [[0f32; N]; P]);
-    let two = P < 4;
-    let mut p = 0;
+    // One accumulator per lane, steps added in order: a column's sum does not depend on how many panels share the
+    // loop (that depends on the task's column range, which the scheduler may move between runs), so results are
+    // the same whatever the schedule. Four panels give 4·NR independent FMA chains (eight zmm on AVX-512), enough to
+    // cover the FMA latency.
+    let mut acc = [[0f32; N]; P];
     // SAFETY (whole body): x holds k floats, each of the P panels k·N floats, out P·N floats.
-    while p + 2 <= k {
-        let (x0, x1) = unsafe { (*x.add(p), *x.add(p + 1)) };
-        for q in 0..P {
-            let base = unsafe { panel.add(q * stride + p * N) };
-            let (r0, r1) = unsafe { (&*(base as *const [f32; N]), &*(base.add(N) as *const [f32; N])) };
+    for p in 0..k {
+        let xp = unsafe { *x.add(p) };
+        for (q, acc) in acc.iter_mut().enumerate() {
+            let row = unsafe { &*(panel.add(q * stride + p * N) as *const [f32; N]) };
             for l in 0..N {
-                acc0[q][l] = fma::<F>(x0, r0[l], acc0[q][l]);
-                if two {
-                    acc1[q][l] = fma::<F>(x1, r1[l], acc1[q][l]);
-                } else {
-                    acc0[q][l] = fma::<F>(x1, r1[l], acc0[q][l]);
-                }
-            }
-        }
-        p += 2;
-    }
-    if p < k {
-        let x0 = unsafe { *x.add(p) };
-        for (q, acc) in acc0.iter_mut().enumerate() {
-            let r0 = unsafe { &*(panel.add(q * stride + p * N) as *const [f32; N]) };
-            for l in 0..N {
-                acc[l] = fma::<F>(x0, r0[l], acc[l]);
+                acc[l] = fma::<F>(xp, row[l], acc[l]);
             }
         }
     }
-    for q in 0..P {
-        for l in 0..N {
-            unsafe { *out.add(q * N + l) = acc0[q][l] + acc1[q][l] };
+    for (q, acc) in acc.iter().enumerate() {
+        for (l, &v) in acc.iter().enumerate() {
+            unsafe { *out.add(q * N + l) = v };
         }
     }
 }
