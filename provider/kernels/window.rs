@@ -164,15 +164,16 @@ pub(crate) type WindowKey = (u64, usize, usize, usize, usize, usize);
 /// Packing costs a pass over the whole input, repaid only when many row tiles reuse the panels: measured on one
 /// core (`examples/conv_probe`, 55² and 28² maps), in place wins 1.1–2× with ≤ 48 output channels and ≥ 32 input
 /// channels (`g.channels`; a squeeze layer: 64→16 35 vs 48 µs, 256→8 73 vs 142 µs) and loses with K = 16 (16→64:
-/// 54 vs 43 µs). With more output channels it pays only when K is at least four times their number (through ORT,
-/// one core, packed / in place: 256→64 on 56² 1.13×, 512→128 on 28² 1.03×; 128→128 and 256→256 even; 64→64,
-/// 64→128, 32→64 and 64→256 0.90–0.96×). Only where that was measured: 1-D / 2-D geometry (the window), a tier
-/// whose masked-store kernel reads B in place, and in-place reads not turned off (`ASYMO_CONV_INPLACE=0`).
+/// 54 vs 43 µs). With more output channels the panels pack: 64→64, 64→128, 32→64 and 64→256 0.90–0.96× in place
+/// (through ORT, one core). Where K is at least four times the output channels (ResNet's reduce layers) the hosts
+/// disagreed: an AMD Zen 5 ran 256→64 on 56² 1.13× and 512→128 on 28² 1.03× faster in place, the Intel Emerald
+/// Rapids host after it 1.32× and 1.17× faster packed (paired in one process; 1024→256 and 2048→512 even;
+/// ResNet-50 1.01–1.03× at the median, one and two cores): in place it reads a panel's K rows from as many
+/// channel planes at once, latency-bound when the input is beyond L2, and packing follows the newer measurement.
+/// Only where that was measured: 1-D / 2-D geometry (the window), a tier whose masked-store kernel reads B in
+/// place, and in-place reads not turned off (`ASYMO_CONV_INPLACE=0`).
 pub fn pointwise_in_place(g: &ConvGeometry, rows: usize) -> bool {
-    (rows <= 48 || g.channels >= 4 * rows)
-        && g.channels >= 32
-        && supports(g)
-        && super::gemm::reads_b_in_place(selected_isa().kernels())
+    rows <= 48 && g.channels >= 32 && supports(g) && super::gemm::reads_b_in_place(selected_isa().kernels())
 }
 
 /// Prepare the shifted B of `im` for C columns `cols` (non-empty): the window goes into `buf`, the K row offsets
