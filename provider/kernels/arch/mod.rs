@@ -370,6 +370,7 @@ macro_rules! portable_wrappers {
         pub(crate) unsafe fn gemv_panel(
             k: usize, x: *const f32, panel: *const f32, stride: usize, count: usize, out: *mut f32,
         ) {
+            debug_assert!((1..=crate::kernels::gemv::GEMV_PANELS).contains(&count), "GEMV panel count {count}");
             // SAFETY: `GemvPanelFn`'s contract.
             unsafe {
                 match count {
